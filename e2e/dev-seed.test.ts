@@ -1,0 +1,38 @@
+import { runDevSeed } from '@aifactory/devstack';
+import { createTestDatabase, type TestDatabase } from '@aifactory/testing';
+
+const SNAPSHOT_QUERIES = [
+  'SELECT * FROM iam.organizations ORDER BY id',
+  'SELECT * FROM iam.departments ORDER BY id',
+  'SELECT * FROM iam.projects ORDER BY id',
+  'SELECT * FROM billing.accounts ORDER BY id',
+];
+
+describe('dev seed', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  async function snapshot() {
+    const admin = await db.admin();
+    const tables = [];
+    for (const query of SNAPSHOT_QUERIES) tables.push((await admin.query(query)).rows);
+    return tables;
+  }
+
+  it('seeds a demo organization, department, project and its accounts, and a second run leaves the same rows', async () => {
+    const first = await runDevSeed(db.layout);
+    const afterFirst = await snapshot();
+    expect(afterFirst.map((rows) => rows.length)).toEqual([1, 1, 1, 3]);
+    expect(afterFirst[0]![0]).toMatchObject({ id: first.organizationId, slug: 'demo', billing_currency: 'USD' });
+    expect(afterFirst[2]![0]).toMatchObject({ id: first.projectId, department_id: first.departmentId, organization_id: first.organizationId });
+
+    const second = await runDevSeed(db.layout);
+    expect(second).toEqual(first);
+    expect(await snapshot()).toEqual(afterFirst);
+  });
+});

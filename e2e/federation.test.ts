@@ -1,0 +1,121 @@
+import { runDevSeed, type SeedResult } from '@aifactory/devstack';
+import { InternalTokenSigner, loadSigningKey } from '@aifactory/service-auth';
+import { eventually } from './support/eventually.js';
+import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
+
+const JWT_SHAPE = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;
+const JOINED = '{ organizations { id slug billingCurrency departments { slug projects { slug } } account { kind currency organization { slug } } } }';
+
+describe('one request through the gateway', () => {
+  let t: TestPlatform;
+  let seeded: SeedResult;
+
+  beforeAll(async () => {
+    t = await startTestPlatform();
+    seeded = await runDevSeed(t.db.layout);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('joins iam and billing data in one query', async () => {
+    const res = await t.graphql({ query: JOINED, assertion: await t.adminAssertion() });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      data: {
+        organizations: [
+          {
+            id: seeded.organizationId,
+            slug: 'demo',
+            billingCurrency: 'USD',
+            departments: [{ slug: 'research', projects: [{ slug: 'llm-training' }] }],
+            account: { kind: 'CUSTOMER_BALANCE', currency: 'USD', organization: { slug: 'demo' } },
+          },
+        ],
+      },
+    });
+  });
+
+  it('shows a user without a platform role no organization (fails closed until IAM memberships)', async () => {
+    const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion() });
+    expect(res.body).toEqual({ data: { organizations: [] } });
+  });
+
+  it('never forwards a client-sent internal token: the assertion alone decides', async () => {
+    const signer = new InternalTokenSigner({ issuer: 'gateway', key: await loadSigningKey(t.internalKeyFiles.privateKeyFile) });
+    const forged = await signer.mint({
+      audience: 'iam',
+      correlationId: 'forged-0001',
+      principal: { type: 'user', subject: 'mallory', platformRoles: ['platform_admin'], grants: [] },
+    });
+    const res = await t.graphql({
+      query: '{ organizations { id } }',
+      assertion: await t.assertion(),
+      headers: { authorization: `Bearer ${forged}`, 'x-internal-jwt': forged },
+    });
+    expect(res.body).toEqual({ data: { organizations: [] } });
+  });
+
+  it('carries one correlation id through gateway and subgraph logs, and logs no token', async () => {
+    const correlationId = 'corr-test-0123456789';
+    const assertion = await t.adminAssertion();
+    const res = await t.graphql({ query: JOINED, assertion, headers: { 'x-correlation-id': correlationId } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-correlation-id')).toBe(correlationId);
+    const mine = () => t.logs.lines().filter((line) => line.correlationId === correlationId);
+    await eventually(() => {
+      const services = new Set(mine().map((line) => line.service));
+      expect(services).toEqual(new Set(['gateway', 'iam', 'billing']));
+    });
+    for (const raw of t.logs.raw()) {
+      expect(raw).not.toContain(assertion);
+      expect(raw).not.toMatch(JWT_SHAPE);
+    }
+  });
+
+  it('replaces a correlation id that is not a plain token', async () => {
+    for (const candidate of ['bad id", "level": "fatal', 'x'.repeat(300)]) {
+      const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion(), headers: { 'x-correlation-id': candidate } });
+      expect(res.headers.get('x-correlation-id')).toMatch(/^[0-9a-f]{8}-[0-9a-f-]{27}$/);
+      expect(res.body.data).toEqual({ organizations: [] });
+    }
+  });
+});
+
+describe('bad input through the gateway', () => {
+  let t: TestPlatform;
+  beforeAll(async () => {
+    t = await startTestPlatform();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const cases: Array<[string, (assertion: string) => Parameters<TestPlatform['graphql']>[0], number, string]> = [
+    ['malformed JSON', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { id }' }), 400, 'BAD_REQUEST_MALFORMED_JSON'],
+    ['a wrong content type', (assertion) => ({ assertion, rawBody: '{ organizations { id } }', headers: { 'content-type': 'text/plain' } }), 415, 'BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE'],
+    ['a body that is not an object', (assertion) => ({ assertion, rawBody: '[1, 2]' }), 400, 'GRAPHQL_BAD_REQUEST'],
+    ['an unknown operation name', (assertion) => ({ assertion, query: 'query A { organizations { id } }', operationName: 'B' }), 400, 'GRAPHQL_UNKNOWN_OPERATION'],
+    ['a query that does not parse', (assertion) => ({ assertion, query: '{ organizations { id ' }), 400, 'GRAPHQL_PARSE_FAILED'],
+    ['a query that does not validate', (assertion) => ({ assertion, query: '{ organizations { nope } }' }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+  ];
+
+  it.each(cases)('answers %s with a stable code, the correlation id and no stack, calling no subgraph', async (_name, build, status, code) => {
+    const hitsBefore = t.subgraphHits();
+    const res = await t.graphql(build(await t.adminAssertion()));
+    expect(res.status).toBe(status);
+    expect(res.body.errors).toHaveLength(1);
+    expect(res.body.errors[0].extensions).toEqual({ code, correlationId: res.headers.get('x-correlation-id') });
+    expect(JSON.stringify(res.body)).not.toMatch(/stacktrace|\n\s+at /);
+    expect(t.subgraphHits()).toBe(hitsBefore);
+  });
+
+  it('answers a GET on /graphql with 405 and an unknown path with 404', async () => {
+    const get = await fetch(`${t.platform.gatewayUrl}/graphql`);
+    expect(get.status).toBe(405);
+    expect((await get.json()).error.code).toBe('BAD_REQUEST_METHOD_NOT_ALLOWED');
+    const missing = await fetch(`${t.platform.gatewayUrl}/nothing-here`);
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error.code).toBe('NOT_FOUND');
+  });
+});

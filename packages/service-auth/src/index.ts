@@ -1,0 +1,3 @@
+export * from './principal.js';
+export * from './keys.js';
+export * from './internal-jwt.js';

@@ -1,0 +1,45 @@
+import { AppError } from '@aifactory/errors';
+import { z } from 'zod';
+
+export const PLATFORM_ROLES = ['platform_admin', 'internal_developer'] as const;
+export type PlatformRole = (typeof PLATFORM_ROLES)[number];
+
+export const grantSchema = z.object({
+  level: z.enum(['organization', 'department', 'project']),
+  id: z.string().min(1),
+  role: z.string().min(1),
+});
+export type Grant = z.infer<typeof grantSchema>;
+
+/**
+ * Who is calling, as the gateway established it (ARCHITECTURE.md, Decisions:
+ * Principal). Subgraphs trust it only inside a verified internal JWT.
+ */
+export const principalSchema = z.object({
+  type: z.enum(['user', 'service_account', 'service']),
+  /** Stable id of the actor: the identity provider's issuer and subject for users. */
+  subject: z.string().min(1),
+  email: z.string().optional(),
+  name: z.string().optional(),
+  platformRoles: z.array(z.enum(PLATFORM_ROLES)),
+  grants: z.array(grantSchema),
+  apiKeyId: z.string().optional(),
+  projectId: z.string().optional(),
+  scopes: z.array(z.string()).optional(),
+  registryVersion: z.number().int().nonnegative().optional(),
+});
+export type Principal = z.infer<typeof principalSchema>;
+
+export function hasPlatformRole(principal: Principal, role: PlatformRole): boolean {
+  return principal.platformRoles.includes(role);
+}
+
+/**
+ * The coarse gate until IAM's role catalogue exists: fails closed for anyone
+ * without the platform role.
+ */
+export function requirePlatformRole(principal: Principal, role: PlatformRole): void {
+  if (!hasPlatformRole(principal, role)) {
+    throw new AppError('AUTH_FORBIDDEN', `This operation requires the ${role} role`);
+  }
+}

@@ -1,0 +1,52 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+
+export interface PoolOptions {
+  url: string;
+  schema: string;
+  max: number;
+  applicationName: string;
+}
+
+/**
+ * One pool per process, sized from config (README: connection budget). The
+ * search_path pins raw SQL to the subgraph's own schema.
+ */
+export function createPool(options: PoolOptions): pg.Pool {
+  return new pg.Pool({
+    connectionString: options.url,
+    max: options.max,
+    application_name: options.applicationName,
+    options: `-c search_path=${options.schema}`,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+  });
+}
+
+export interface Database<TClient> {
+  prisma: TClient;
+  pool: pg.Pool;
+  /** Proves the app role can still reach its schema. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Builds a subgraph's Prisma client on the Rust-free pg adapter, over a pool it owns. */
+export function openDatabase<TClient extends { $disconnect(): Promise<void> }>(
+  options: PoolOptions,
+  createClient: (adapter: PrismaPg) => TClient,
+): Database<TClient> {
+  const pool = createPool(options);
+  const prisma = createClient(new PrismaPg(pool, { schema: options.schema }));
+  return {
+    prisma,
+    pool,
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export * from './config.js';
+export * from './database.js';
+export * from './server.js';
+export * from './main.js';
+export * from './scalars.js';

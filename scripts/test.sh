@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# npm test: install, build, make sure the servers answer, then every unit and
+# integration test. Extra arguments go to jest (npm test -- gateway).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+bash scripts/build.sh
+bash scripts/ensure-services.sh
+NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning" exec npx --no-install jest "$@"

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { AppError } from '@aifactory/errors';
+import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
+import type { Department, HierarchyStore, Organization, Project } from '../data/hierarchy.js';
+
+const slugSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lowercase letters, digits or dashes');
+const nameSchema = z.string().trim().min(1).max(200);
+const idSchema = z.uuid();
+
+const organizationInput = z.object({
+  slug: slugSchema,
+  name: nameSchema,
+  billingCurrency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD'),
+});
+const departmentInput = z.object({ organizationId: idSchema, slug: slugSchema, name: nameSchema });
+const projectInput = z.object({ departmentId: idSchema, slug: slugSchema, name: nameSchema });
+
+function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw new AppError('BAD_REQUEST_INVALID_INPUT', `${issue?.path.join('.') || 'input'} ${issue?.message ?? 'is invalid'}`, {
+    cause: result.error,
+  });
+}
+
+/**
+ * Reads and maintains the organization -> department -> project hierarchy.
+ * Until IAM memberships exist (the IAM issue), only platform admins see any
+ * of it: every read fails closed for everyone else.
+ */
+export class HierarchyService {
+  constructor(private readonly store: HierarchyStore) {}
+
+  private canSeeEverything(principal: Principal): boolean {
+    return hasPlatformRole(principal, 'platform_admin');
+  }
+
+  async listOrganizations(principal: Principal): Promise<Organization[]> {
+    return this.canSeeEverything(principal) ? this.store.listOrganizations() : [];
+  }
+
+  async organization(principal: Principal, id: string): Promise<Organization | null> {
+    if (!this.canSeeEverything(principal) || !idSchema.safeParse(id).success) return null;
+    return this.store.findOrganization(id);
+  }
+
+  async department(principal: Principal, id: string): Promise<Department | null> {
+    if (!this.canSeeEverything(principal) || !idSchema.safeParse(id).success) return null;
+    return this.store.findDepartment(id);
+  }
+
+  async project(principal: Principal, id: string): Promise<Project | null> {
+    if (!this.canSeeEverything(principal) || !idSchema.safeParse(id).success) return null;
+    return this.store.findProject(id);
+  }
+
+  async departmentsOf(principal: Principal, organizationId: string): Promise<Department[]> {
+    return this.canSeeEverything(principal) ? this.store.departmentsOf(organizationId) : [];
+  }
+
+  async projectsOf(principal: Principal, departmentId: string): Promise<Project[]> {
+    return this.canSeeEverything(principal) ? this.store.projectsOf(departmentId) : [];
+  }
+
+  /** Idempotent by slug: the dev seed and later imports may run it any number of times. */
+  ensureOrganization(input: { slug: string; name: string; billingCurrency: string }): Promise<Organization> {
+    return this.store.ensureOrganization(parseInput(organizationInput, input));
+  }
+
+  ensureDepartment(input: { organizationId: string; slug: string; name: string }): Promise<Department> {
+    return this.store.ensureDepartment(parseInput(departmentInput, input));
+  }
+
+  async ensureProject(input: { departmentId: string; slug: string; name: string }): Promise<Project> {
+    const valid = parseInput(projectInput, input);
+    const department = await this.store.findDepartment(valid.departmentId);
+    if (!department) throw new AppError('NOT_FOUND', 'Department not found');
+    if (department.status !== 'active') throw new AppError('CONFLICT', 'The department is archived and accepts no new projects');
+    return this.store.ensureProject({ ...valid, organizationId: department.organizationId });
+  }
+}

@@ -1,0 +1,38 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { appDatabaseUrl, type DatabaseLayout } from '@aifactory/db-tools';
+import { REPO_ROOT } from './paths.js';
+
+const run = promisify(execFile);
+
+export interface SeedResult {
+  organizationId: string;
+  departmentId: string;
+  projectId: string;
+  billingCurrency: string;
+  accountIds: string[];
+}
+
+async function runSeedStep(subgraph: string, layout: DatabaseLayout, args: string[] = []): Promise<unknown> {
+  const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'subgraphs', subgraph, 'dist', 'seed', 'cli.js'), ...args], {
+    env: { ...process.env, DATABASE_URL: appDatabaseUrl(layout, subgraph), DB_POOL_SIZE: '1', LOG_LEVEL: 'warn' },
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
+}
+
+/**
+ * Seeds the demo organization, department and project, then its accounts.
+ * Each step runs the owning subgraph's own domain code under its own database
+ * role, never SQL across schemas; every step is idempotent.
+ */
+export async function runDevSeed(layout: DatabaseLayout): Promise<SeedResult> {
+  const hierarchy = (await runSeedStep('iam', layout)) as Omit<SeedResult, 'accountIds'>;
+  const billing = (await runSeedStep('billing', layout, [
+    '--organization',
+    hierarchy.organizationId,
+    '--currency',
+    hierarchy.billingCurrency,
+  ])) as { accountIds: string[] };
+  return { ...hierarchy, accountIds: billing.accountIds };
+}

@@ -1,0 +1,47 @@
+import { appDatabaseUrl, type DatabaseLayout } from '@aifactory/db-tools';
+
+/** Everything that ties the processes of one platform together. */
+export interface PlatformWiring {
+  layout: DatabaseLayout;
+  poolSize: number;
+  internalPrivateKeyFile: string;
+  internalPublicKeyFiles: string[];
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  roleGroups: Record<string, string[]>;
+  logLevel: string;
+  /** Tests shorten it so a newly published key is fetched at once. */
+  jwksCooldownMs?: number;
+}
+
+/**
+ * The environment of one subgraph process. The in-process launcher parses the
+ * very same records, so tests and the dev stack share one config path.
+ */
+export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, port: number): Record<string, string> {
+  return {
+    PORT: String(port),
+    LOG_LEVEL: wiring.logLevel,
+    DATABASE_URL: appDatabaseUrl(wiring.layout, subgraph),
+    DB_POOL_SIZE: String(wiring.poolSize),
+    INTERNAL_JWT_PUBLIC_KEY_FILES: wiring.internalPublicKeyFiles.join(','),
+    SHUTDOWN_GRACE_MS: '5000',
+  };
+}
+
+export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgraphUrls: Record<string, string>): Record<string, string> {
+  const environment: Record<string, string> = {
+    PORT: String(port),
+    LOG_LEVEL: wiring.logLevel,
+    SUBGRAPH_URLS: JSON.stringify(subgraphUrls),
+    POMERIUM_JWKS_URL: wiring.jwksUrl,
+    POMERIUM_ISSUER: wiring.issuer,
+    POMERIUM_AUDIENCE: wiring.audience,
+    PLATFORM_ROLE_GROUPS: JSON.stringify(wiring.roleGroups),
+    INTERNAL_JWT_PRIVATE_KEY_FILE: wiring.internalPrivateKeyFile,
+    SHUTDOWN_GRACE_MS: '5000',
+  };
+  if (wiring.jwksCooldownMs !== undefined) environment.POMERIUM_JWKS_COOLDOWN_MS = String(wiring.jwksCooldownMs);
+  return environment;
+}
