@@ -53,13 +53,10 @@ export function checksumOf(sql: string): string {
 
 /** Prisma's folder layout: `<dir>/<name>/migration.sql`, applied in name order. */
 export async function readMigrationFiles(migrationsDir: string): Promise<MigrationFile[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(migrationsDir);
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ENOENT') return [];
-    throw error;
-  }
+  // A missing folder is a wrong path, not "no migrations": say so instead of reporting up to date.
+  const entries = await readdir(migrationsDir).catch((error: unknown) => {
+    throw new AppError('MIGRATION_REFUSED', `no migrations folder at ${migrationsDir}`, { cause: error });
+  });
   const files: MigrationFile[] = [];
   for (const name of entries.sort()) {
     const dir = path.join(migrationsDir, name);
