@@ -113,9 +113,9 @@ describe('bad input through the gateway', () => {
   it('answers a GET on /graphql with 405 and an unknown path with 404', async () => {
     const get = await fetch(`${t.platform.gatewayUrl}/graphql`);
     expect(get.status).toBe(405);
-    expect((await get.json()).error.code).toBe('BAD_REQUEST_METHOD_NOT_ALLOWED');
+    expect(((await get.json()) as { error: { code: string } }).error.code).toBe('BAD_REQUEST_METHOD_NOT_ALLOWED');
     const missing = await fetch(`${t.platform.gatewayUrl}/nothing-here`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).error.code).toBe('NOT_FOUND');
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 });

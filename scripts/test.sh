@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/build.sh
 bash scripts/ensure-services.sh
+# Tests run through swc, which strips types: check them once here.
+npx --no-install tsc -p tsconfig.tests.json
 NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning" exec npx --no-install jest "$@"

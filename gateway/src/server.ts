@@ -2,13 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { isAppError } from '@aifactory/errors';
 import {
   createGraphQLErrorFormatter,
+  graphQLRoute,
   unknownOperationPlugin,
-  executeGraphQL,
-  readGraphQLRequest,
-  sendGraphQLError,
   sendJson,
   startHttpServer,
   type RequestContext,
@@ -74,25 +71,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       const missing = verifier.ready ? [] : ['jwks'];
       sendJson(res, missing.length === 0 ? 200 : 503, missing.length === 0 ? { status: 'ready' } : { status: 'not_ready', missing });
     },
-    'POST /graphql': async (ctx) => {
-      let principal: Principal;
-      try {
-        principal = await authenticate(ctx);
-      } catch (error) {
-        // Only the reason: the assertion and its claims stay out of the logs.
-        logger.warn({ reason: isAppError(error) ? error.details?.reason : 'unknown' }, 'request refused: not authenticated');
-        sendGraphQLError(ctx.res, error, ctx.correlationId);
-        return;
-      }
-      let request;
-      try {
-        request = await readGraphQLRequest(ctx, config.BODY_LIMIT_BYTES);
-      } catch (error) {
-        sendGraphQLError(ctx.res, error, ctx.correlationId);
-        return;
-      }
-      await executeGraphQL(ctx, request, apollo, { principal, correlationId: ctx.correlationId, internalTokens: new Map() });
-    },
+    'POST /graphql': graphQLRoute<GatewayContext>({
+      apollo,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      logger,
+      authenticate: async (ctx) => ({ principal: await authenticate(ctx), correlationId: ctx.correlationId, internalTokens: new Map() }),
+    }),
   };
 
   const http = await startHttpServer({ logger, routes, shutdownGraceMs: config.SHUTDOWN_GRACE_MS }, config.PORT, config.HOST);

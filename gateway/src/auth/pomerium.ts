@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors } from 'jose';
 import { z } from 'zod';
 import { AppError } from '@aifactory/errors';
+import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
 
 export const ASSERTION_HEADER = 'x-pomerium-jwt-assertion';
@@ -22,6 +23,7 @@ export interface PomeriumVerifierOptions {
   cooldownMs: number;
   timeoutMs: number;
   logger: Logger;
+  clock?: Clock;
 }
 
 function unauthenticated(reason: string, cause?: unknown): AppError {
@@ -70,6 +72,7 @@ export class PomeriumVerifier {
         issuer: this.options.issuer,
         audience: this.options.audience,
         requiredClaims: ['iss', 'sub', 'aud', 'exp'],
+        currentDate: (this.options.clock ?? systemClock).now(),
       });
       this.loaded = true;
       const claims = identityClaims.safeParse(payload);

@@ -17,7 +17,7 @@ export interface AssertionKey {
   privateJwk: JWK;
 }
 
-export async function generateAssertionKey(kid = randomUUID()): Promise<AssertionKey> {
+export async function generateAssertionKey(kid: string = randomUUID()): Promise<AssertionKey> {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: DEV_ASSERTION_ALGORITHM, use: 'sig' };
   return { kid, alg: DEV_ASSERTION_ALGORITHM, privateJwk };

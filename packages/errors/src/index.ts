@@ -89,3 +89,4 @@ export function toPublicError(error: unknown, correlationId: string): PublicErro
   if (isAppError(error)) return { code: error.code, message: error.message, correlationId };
   return { code: 'INTERNAL_ERROR', message: 'Internal error', correlationId };
 }
+export { parseInput } from './input.js';

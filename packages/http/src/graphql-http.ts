@@ -1,8 +1,10 @@
 import type { ApolloServer, BaseContext, HTTPGraphQLRequest } from '@apollo/server';
 import { HeaderMap } from '@apollo/server';
-import { AppError } from '@aifactory/errors';
+import { AppError, isAppError } from '@aifactory/errors';
+import type { Logger } from '@aifactory/logging';
+import { sendGraphQLError } from './responses.js';
 import { isJsonContentType, parseJsonBody, readBody } from './body.js';
-import type { RequestContext } from './server.js';
+import type { RequestContext, RouteHandler } from './server.js';
 
 /**
  * Checks the transport (POST, JSON, size, well-formed) before Apollo sees the
@@ -44,4 +46,35 @@ export async function executeGraphQL<TContext extends BaseContext>(
   }
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
+}
+
+export interface GraphQLRouteOptions<TContext extends BaseContext> {
+  apollo: ApolloServer<TContext>;
+  bodyLimitBytes: number;
+  logger: Logger;
+  /** Establishes who is calling; an AppError refuses the request before its body is even read. */
+  authenticate: (ctx: RequestContext) => Promise<TContext>;
+}
+
+/** `POST /graphql`: authenticate, check the transport, execute; every refusal in the GraphQL error shape. */
+export function graphQLRoute<TContext extends BaseContext>(options: GraphQLRouteOptions<TContext>): RouteHandler {
+  return async (ctx) => {
+    let contextValue: TContext;
+    try {
+      contextValue = await options.authenticate(ctx);
+    } catch (error) {
+      // Only the reason: a credential's claims stay out of the logs.
+      options.logger.warn({ reason: isAppError(error) ? error.details?.reason : 'unknown' }, 'request refused: not authenticated');
+      sendGraphQLError(ctx.res, error, ctx.correlationId);
+      return;
+    }
+    let request: HTTPGraphQLRequest;
+    try {
+      request = await readGraphQLRequest(ctx, options.bodyLimitBytes);
+    } catch (error) {
+      sendGraphQLError(ctx.res, error, ctx.correlationId);
+      return;
+    }
+    await executeGraphQL(ctx, request, options.apollo, contextValue);
+  };
 }

@@ -3,14 +3,11 @@ import { ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDis
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import type { DocumentNode } from 'graphql';
-import { isAppError } from '@aifactory/errors';
 import type { Logger } from '@aifactory/logging';
 import {
   createGraphQLErrorFormatter,
+  graphQLRoute,
   unknownOperationPlugin,
-  executeGraphQL,
-  readGraphQLRequest,
-  sendGraphQLError,
   sendJson,
   startHttpServer,
   type RunningHttpServer,
@@ -90,26 +87,15 @@ export async function startSubgraph<TContext extends SubgraphContext>(
         sendJson(res, 503, { status: 'not_ready', subgraph: definition.name, missing: ['database'] });
       }
     },
-    'POST /graphql': async (ctx) => {
-      let call: VerifiedInternalCall;
-      try {
-        call = await verifier.verify(bearerToken(ctx.req.headers.authorization));
-      } catch (error) {
-        // Only the reason: a jose error can carry the token's claims.
-        logger.warn({ reason: isAppError(error) ? error.details?.reason : 'unknown' }, 'internal call refused');
-        sendGraphQLError(ctx.res, error, ctx.correlationId);
-        return;
-      }
-      let request;
-      try {
-        request = await readGraphQLRequest(ctx, config.BODY_LIMIT_BYTES);
-      } catch (error) {
-        sendGraphQLError(ctx.res, error, ctx.correlationId);
-        return;
-      }
-      const base: SubgraphContext = { principal: call.principal, correlationId: ctx.correlationId, call, logger };
-      await executeGraphQL(ctx, request, apollo, definition.extendContext(base));
-    },
+    'POST /graphql': graphQLRoute<TContext>({
+      apollo,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      logger,
+      authenticate: async (ctx) => {
+        const call = await verifier.verify(bearerToken(ctx.req.headers.authorization));
+        return definition.extendContext({ principal: call.principal, correlationId: ctx.correlationId, call, logger });
+      },
+    }),
   };
 
   const http = await startHttpServer({ logger, routes, shutdownGraceMs: config.SHUTDOWN_GRACE_MS }, config.PORT, config.HOST);

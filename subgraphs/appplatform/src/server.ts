@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import type { Logger } from '@aifactory/logging';
-import { startSubgraph, type StartedService } from '@aifactory/subgraph-kit';
+import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { AppplatformConfig } from './config.js';
 import { openAppplatformDatabase } from './data/database.js';
 import { AppStore } from './data/apps.js';
@@ -14,27 +14,10 @@ export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', impo
 export async function startAppplatformSubgraph(config: AppplatformConfig, logger: Logger): Promise<StartedService> {
   const database = openAppplatformDatabase(config);
   const apps = new AppService(new AppStore(database.prisma));
-  try {
-    const server = await startSubgraph<AppplatformContext>(
-      {
-        name: SUBGRAPH_NAME,
-        typeDefs: parse(typeDefsSource),
-        resolvers,
-        extendContext: (base) => ({ ...base, apps }),
-        ready: database.ping,
-      },
-      config,
-      logger,
-    );
-    return {
-      url: server.url,
-      close: async () => {
-        await server.close();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+  return serveSubgraphWithDatabase<AppplatformContext>(
+    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, apps }) },
+    database,
+    config,
+    logger,
+  );
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import type { Logger } from '@aifactory/logging';
-import { startSubgraph, type StartedService } from '@aifactory/subgraph-kit';
+import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { GpuaasConfig } from './config.js';
 import { openGpuaasDatabase } from './data/database.js';
 import { SkuCatalogueStore } from './data/sku-catalogue.js';
@@ -14,27 +14,10 @@ export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', impo
 export async function startGpuaasSubgraph(config: GpuaasConfig, logger: Logger): Promise<StartedService> {
   const database = openGpuaasDatabase(config);
   const skuCatalogue = new SkuCatalogueService(new SkuCatalogueStore(database.prisma));
-  try {
-    const server = await startSubgraph<GpuaasContext>(
-      {
-        name: SUBGRAPH_NAME,
-        typeDefs: parse(typeDefsSource),
-        resolvers,
-        extendContext: (base) => ({ ...base, skuCatalogue }),
-        ready: database.ping,
-      },
-      config,
-      logger,
-    );
-    return {
-      url: server.url,
-      close: async () => {
-        await server.close();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+  return serveSubgraphWithDatabase<GpuaasContext>(
+    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, skuCatalogue }) },
+    database,
+    config,
+    logger,
+  );
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import type { Logger } from '@aifactory/logging';
-import { startSubgraph, type StartedService } from '@aifactory/subgraph-kit';
+import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { TokenfactoryConfig } from './config.js';
 import { openTokenfactoryDatabase } from './data/database.js';
 import { ModelCatalogueStore } from './data/model-catalogue.js';
@@ -14,27 +14,10 @@ export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', impo
 export async function startTokenfactorySubgraph(config: TokenfactoryConfig, logger: Logger): Promise<StartedService> {
   const database = openTokenfactoryDatabase(config);
   const modelCatalogue = new ModelCatalogueService(new ModelCatalogueStore(database.prisma));
-  try {
-    const server = await startSubgraph<TokenfactoryContext>(
-      {
-        name: SUBGRAPH_NAME,
-        typeDefs: parse(typeDefsSource),
-        resolvers,
-        extendContext: (base) => ({ ...base, modelCatalogue }),
-        ready: database.ping,
-      },
-      config,
-      logger,
-    );
-    return {
-      url: server.url,
-      close: async () => {
-        await server.close();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+  return serveSubgraphWithDatabase<TokenfactoryContext>(
+    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, modelCatalogue }) },
+    database,
+    config,
+    logger,
+  );
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '@aifactory/errors';
+import { AppError, parseInput } from '@aifactory/errors';
 import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
 import type { Account, AccountKind, AccountStore } from '../data/accounts.js';
 
@@ -38,12 +38,8 @@ export class AccountService {
   }
 
   /** Idempotent: opening an organization's accounts twice changes nothing. */
-  openOrganizationAccounts(input: { organizationId: string; currency: string }): Promise<Account[]> {
-    const parsed = openAccountsInput.safeParse(input);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new AppError('BAD_REQUEST_INVALID_INPUT', `${issue?.path.join('.')} ${issue?.message}`, { cause: parsed.error });
-    }
-    return this.store.ensureAccounts(parsed.data.organizationId, parsed.data.currency, ORGANIZATION_ACCOUNT_KINDS);
+  async openOrganizationAccounts(input: { organizationId: string; currency: string }): Promise<Account[]> {
+    const valid = parseInput(openAccountsInput, input);
+    return this.store.ensureAccounts(valid.organizationId, valid.currency, ORGANIZATION_ACCOUNT_KINDS);
   }
 }

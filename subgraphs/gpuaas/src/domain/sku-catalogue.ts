@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '@aifactory/errors';
+import { parseInput } from '@aifactory/errors';
 import type { Sku, SkuCatalogueStore } from '../data/sku-catalogue.js';
 
 const idSchema = z.uuid();
@@ -17,15 +17,6 @@ const skuInput = z.object({
 });
 
 export type SkuInput = z.input<typeof skuInput>;
-
-function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  throw new AppError('BAD_REQUEST_INVALID_INPUT', `${issue?.path.join('.') || 'input'} ${issue?.message ?? 'is invalid'}`, {
-    cause: result.error,
-  });
-}
 
 /** The store's methods alone, so a test can hand the service an in-memory store. */
 export type SkuCatalogueStorage = Pick<SkuCatalogueStore, keyof SkuCatalogueStore>;

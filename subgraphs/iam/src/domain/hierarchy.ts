@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '@aifactory/errors';
+import { AppError, parseInput } from '@aifactory/errors';
 import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
 import type { Department, HierarchyStore, Organization, Project } from '../data/hierarchy.js';
 
@@ -14,15 +14,6 @@ const organizationInput = z.object({
 });
 const departmentInput = z.object({ organizationId: idSchema, slug: slugSchema, name: nameSchema });
 const projectInput = z.object({ departmentId: idSchema, slug: slugSchema, name: nameSchema });
-
-function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  throw new AppError('BAD_REQUEST_INVALID_INPUT', `${issue?.path.join('.') || 'input'} ${issue?.message ?? 'is invalid'}`, {
-    cause: result.error,
-  });
-}
 
 /**
  * Reads and maintains the organization -> department -> project hierarchy.
@@ -64,11 +55,11 @@ export class HierarchyService {
   }
 
   /** Idempotent by slug: the dev seed and later imports may run it any number of times. */
-  ensureOrganization(input: { slug: string; name: string; billingCurrency: string }): Promise<Organization> {
+  async ensureOrganization(input: { slug: string; name: string; billingCurrency: string }): Promise<Organization> {
     return this.store.ensureOrganization(parseInput(organizationInput, input));
   }
 
-  ensureDepartment(input: { organizationId: string; slug: string; name: string }): Promise<Department> {
+  async ensureDepartment(input: { organizationId: string; slug: string; name: string }): Promise<Department> {
     return this.store.ensureDepartment(parseInput(departmentInput, input));
   }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '@aifactory/errors';
+import { parseInput } from '@aifactory/errors';
 import type { InferenceModel, ModelCatalogueStore } from '../data/model-catalogue.js';
 
 const idSchema = z.uuid();
@@ -13,15 +13,6 @@ const modelInput = z.object({
 });
 
 export type ModelInput = z.input<typeof modelInput>;
-
-function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  throw new AppError('BAD_REQUEST_INVALID_INPUT', `${issue?.path.join('.') || 'input'} ${issue?.message ?? 'is invalid'}`, {
-    cause: result.error,
-  });
-}
 
 /** The store's methods alone, so a test can hand the service an in-memory store. */
 export type ModelCatalogueStorage = Pick<ModelCatalogueStore, keyof ModelCatalogueStore>;
