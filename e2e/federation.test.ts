@@ -73,6 +73,19 @@ describe('one request through the gateway', () => {
     }
   });
 
+  it("passes a subgraph's refusal to the client with its own code and the request's correlation id", async () => {
+    const res = await t.graphql({ query: '{ auditEvents(limit: 1000) { id } }', assertion: await t.adminAssertion() });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors).toEqual([
+      {
+        message: 'limit Too big: expected number to be <=500',
+        path: ['auditEvents'],
+        extensions: { code: 'BAD_REQUEST_INVALID_INPUT', correlationId: res.headers.get('x-correlation-id') },
+      },
+    ]);
+  });
+
   it('replaces a correlation id that is not a plain token', async () => {
     for (const candidate of ['bad id", "level": "fatal', 'x'.repeat(300)]) {
       const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion(), headers: { 'x-correlation-id': candidate } });

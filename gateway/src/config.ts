@@ -24,6 +24,8 @@ export const gatewayConfigSchema = z.object({
   /** After a JWKS fetch, an unknown `kid` waits this long before the next fetch (jose's cooldown). */
   POMERIUM_JWKS_COOLDOWN_MS: env.positiveInt(30_000),
   POMERIUM_JWKS_TIMEOUT_MS: env.positiveInt(5_000),
+  /** Until the key set has been fetched once, how long to wait between tries. */
+  POMERIUM_JWKS_RETRY_MS: env.positiveInt(2_000),
   /** Platform roles from the assertion's `groups` claim, as JSON {"platform_admin": ["group", ...]}. */
   PLATFORM_ROLE_GROUPS: env.json(z.partialRecord(z.enum(PLATFORM_ROLES), z.array(z.string().min(1)))).default({}),
   INTERNAL_JWT_PRIVATE_KEY_FILE: env.nonEmpty(),

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { AppError } from '@aifactory/errors';
 import {
   createGraphQLErrorFormatter,
   graphQLRoute,
@@ -40,7 +41,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger,
   });
   const stopLoading = new AbortController();
-  void verifier.load(2_000, stopLoading.signal);
+  void verifier.load(config.POMERIUM_JWKS_RETRY_MS, stopLoading.signal);
 
   const gateway = new ApolloGateway({
     supergraphSdl: await readFile(config.SUPERGRAPH_FILE, 'utf8'),
@@ -60,6 +61,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   await apollo.start();
 
   const authenticate = async (ctx: RequestContext): Promise<Principal> => {
+    // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
+    if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
     const header = ctx.req.headers[ASSERTION_HEADER];
     const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
     return principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS);

@@ -1,5 +1,6 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { BaseContext } from '@apollo/server';
+import type { Fetcher } from '@apollo/utils.fetcher';
 import { AppError } from '@aifactory/errors';
 import { CORRELATION_HEADER } from '@aifactory/http';
 import type { InternalTokenSigner, Principal } from '@aifactory/service-auth';
@@ -22,7 +23,8 @@ export class SubgraphSource extends RemoteGraphQLDataSource<GatewayContext> {
     url: string,
     private readonly signer: InternalTokenSigner,
   ) {
-    super({ url });
+    // Node's own fetch (undici) keeps connections alive and costs less per call than the default fetcher.
+    super({ url, fetcher: fetch as unknown as Fetcher });
   }
 
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
