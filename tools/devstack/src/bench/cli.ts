@@ -25,11 +25,19 @@ const { values } = parseArgs({
 const durationMs = Number(values.duration) * 1000;
 const warmupMs = Number(values.warmup) * 1000;
 const concurrency = Number(values.concurrency);
+const ROUNDS = 4;
 const config = loadConfigOrExit(devConfigSchema, 'bench');
 const keys = await ensureDevKeys();
 const gatewayPid = Number(values['gateway-pid'] ?? (await readFile(path.join(DEV_DIR, 'run', 'gateway.pid'), 'utf8').catch(() => '')));
 if (!Number.isInteger(gatewayPid) || gatewayPid <= 0) {
   process.stderr.write('bench: no gateway pid; start the stack with `npm run up` or pass --gateway-pid\n');
+  process.exit(2);
+}
+
+try {
+  processCpuMs(gatewayPid);
+} catch {
+  process.stderr.write(`bench: the gateway (pid ${gatewayPid}) is not running; start the stack with \`npm run up\`\n`);
   process.exit(2);
 }
 
@@ -89,14 +97,26 @@ function row(name: string, result: LoadResult, cpuMsPerRequest: number | undefin
 
 await runLoad(throughGateway, concurrency, warmupMs);
 await runLoad(direct, concurrency, warmupMs);
-const cpuBefore = processCpuMs(gatewayPid);
-const viaGateway = await runLoad(throughGateway, concurrency, durationMs);
-const gatewayCpuMs = processCpuMs(gatewayPid) - cpuBefore;
-const viaDirect = await runLoad(direct, concurrency, durationMs);
+// Alternating rounds, so drift on a shared machine (other load, CPU boost) hits both paths alike.
+const viaGateway: LoadResult = { requests: 0, errors: 0, seconds: 0, latenciesMs: [] };
+const viaDirect: LoadResult = { requests: 0, errors: 0, seconds: 0, latenciesMs: [] };
+let gatewayCpuMs = 0;
+const merge = (into: LoadResult, from: LoadResult) => {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  into.seconds += from.seconds;
+  into.latenciesMs.push(...from.latenciesMs);
+};
+for (let round = 0; round < ROUNDS; round += 1) {
+  const cpuBefore = processCpuMs(gatewayPid);
+  merge(viaGateway, await runLoad(throughGateway, concurrency, durationMs / ROUNDS));
+  gatewayCpuMs += processCpuMs(gatewayPid) - cpuBefore;
+  merge(viaDirect, await runLoad(direct, concurrency, durationMs / ROUNDS));
+}
 
 const rows = [row('gateway (iam + billing)', viaGateway, gatewayCpuMs / Math.max(1, viaGateway.requests)), row('direct (iam, then billing)', viaDirect, undefined)];
 const fmt = (value: number | undefined, digits = 2) => (value === undefined ? '-' : value.toFixed(digits));
-process.stdout.write(`\nTwo-subgraph read, ${concurrency} concurrent clients, ${values.duration} s each after ${values.warmup} s warm-up\n\n`);
+process.stdout.write(`\nTwo-subgraph read, ${concurrency} concurrent clients, ${values.duration} s each in ${ROUNDS} alternating rounds after ${values.warmup} s warm-up\n\n`);
 process.stdout.write('| path | requests | errors | req/s | p50 ms | p99 ms | gateway CPU ms/req |\n|---|---|---|---|---|---|---|\n');
 for (const r of rows) {
   process.stdout.write(`| ${r.name} | ${r.requests} | ${r.errors} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpu, 3)} |\n`);
