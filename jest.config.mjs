@@ -24,4 +24,5 @@ export default {
   globalSetup: '<rootDir>/test-support/global-setup.mjs',
   globalTeardown: '<rootDir>/test-support/global-teardown.mjs',
   testSequencer: '<rootDir>/test-support/sequencer.cjs',
+  reporters: ['default', '<rootDir>/test-support/summary-reporter.cjs'],
 };
