@@ -12,6 +12,18 @@ async function keyPair(): Promise<{ signing: SigningKey; keys: VerificationKeySe
   return { signing: { kid, privateKey }, keys: { get: (id) => (id === kid ? publicKey : undefined), kids: [kid] } };
 }
 
+/** A token signed with a trusted key but built by hand, to break one rule at a time. */
+function handMade(signing: SigningKey, claims: Record<string, unknown>, lifetimeSeconds: number, now: number): Promise<string> {
+  return new SignJWT({ ptype: 'user', roles: [], grants: [], cid: 'corr-1234', ...claims })
+    .setProtectedHeader({ alg: 'EdDSA', kid: signing.kid })
+    .setIssuer('gateway')
+    .setAudience('iam')
+    .setSubject('user-1')
+    .setIssuedAt(now)
+    .setExpirationTime(now + lifetimeSeconds)
+    .sign(signing.privateKey);
+}
+
 const principal: Principal = {
   type: 'user',
   subject: 'user-1',
@@ -63,14 +75,7 @@ describe('internal JWT', () => {
   it('refuses a validly signed token that claims a longer life than 60 s', async () => {
     const { signing, keys } = await keyPair();
     const now = Math.floor(clock.nowMs() / 1000);
-    const token = await new SignJWT({ ver: 1, ptype: 'user', roles: [], grants: [], cid: 'corr-1234' })
-      .setProtectedHeader({ alg: 'EdDSA', kid: signing.kid })
-      .setIssuer('gateway')
-      .setAudience('iam')
-      .setSubject('user-1')
-      .setIssuedAt(now)
-      .setExpirationTime(now + 3600)
-      .sign(signing.privateKey);
+    const token = await handMade(signing, { ver: 1 }, 3600, now);
     const error = await new InternalTokenVerifier({ audience: 'iam', issuers: ['gateway'], keys, clock }).verify(token).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe('INTERNAL_AUTH_UNAUTHENTICATED');
@@ -79,14 +84,7 @@ describe('internal JWT', () => {
   it('refuses claims of an unknown layout version', async () => {
     const { signing, keys } = await keyPair();
     const now = Math.floor(clock.nowMs() / 1000);
-    const token = await new SignJWT({ ver: 2, ptype: 'user', roles: [], grants: [], cid: 'corr-1234' })
-      .setProtectedHeader({ alg: 'EdDSA', kid: signing.kid })
-      .setIssuer('gateway')
-      .setAudience('iam')
-      .setSubject('user-1')
-      .setIssuedAt(now)
-      .setExpirationTime(now + 30)
-      .sign(signing.privateKey);
+    const token = await handMade(signing, { ver: 2 }, 30, now);
     await expect(new InternalTokenVerifier({ audience: 'iam', issuers: ['gateway'], keys, clock }).verify(token)).rejects.toMatchObject({
       details: { reason: 'claims' },
     });
