@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { AppError } from './index.js';
+import { AppError } from './app-error.js';
 
 /**
  * Validates input against a schema, or throws BAD_REQUEST_INVALID_INPUT
