@@ -1,0 +1,67 @@
+/**
+ * Every error code the platform can answer with, `<DOMAIN>_<REASON>`, its
+ * HTTP status and its cause class. This file is the whole list.
+ */
+/** Seed 001's classification of causes: every code belongs to exactly one. */
+export type ErrorClass =
+  | 'validation'
+  | 'authn'
+  | 'authz'
+  | 'database'
+  | 'upstream'
+  | 'local_defect'
+  | 'provider_runtime'
+  | 'retryable_infra';
+
+interface CodeSpec {
+  class: ErrorClass;
+  http: number;
+}
+
+/**
+ * The registry of stable codes. Adding a code here is the only way to make a
+ * new one; clients may rely on every code listed staying stable.
+ */
+export const ERROR_CODES = {
+  // Transport: the request itself is unusable.
+  BAD_REQUEST_MALFORMED_JSON: { class: 'validation', http: 400 },
+  BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE: { class: 'validation', http: 415 },
+  BAD_REQUEST_METHOD_NOT_ALLOWED: { class: 'validation', http: 405 },
+  BAD_REQUEST_BODY_TOO_LARGE: { class: 'validation', http: 413 },
+  BAD_REQUEST_INVALID_INPUT: { class: 'validation', http: 400 },
+  BAD_REQUEST_CSRF_PREFLIGHT_REQUIRED: { class: 'validation', http: 400 },
+  BAD_REQUEST_ORIGIN_NOT_ALLOWED: { class: 'authz', http: 403 },
+  // GraphQL documents, refused before planning.
+  GRAPHQL_PARSE_FAILED: { class: 'validation', http: 400 },
+  GRAPHQL_VALIDATION_FAILED: { class: 'validation', http: 400 },
+  GRAPHQL_UNKNOWN_OPERATION: { class: 'validation', http: 400 },
+  GRAPHQL_BAD_REQUEST: { class: 'validation', http: 400 },
+  GRAPHQL_DEPTH_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
+  GRAPHQL_HEIGHT_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
+  GRAPHQL_ALIAS_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
+  GRAPHQL_ROOT_FIELD_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
+  GRAPHQL_TOKEN_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
+  GRAPHQL_INTROSPECTION_FORBIDDEN: { class: 'authz', http: 403 },
+  // Edge policies.
+  RATE_LIMIT_EXCEEDED: { class: 'validation', http: 429 },
+  IDEMPOTENCY_KEY_INVALID: { class: 'validation', http: 400 },
+  IDEMPOTENCY_KEY_REUSED: { class: 'validation', http: 422 },
+  IDEMPOTENCY_REQUEST_IN_FLIGHT: { class: 'validation', http: 409 },
+  IDEMPOTENCY_SECRET_ALREADY_SHOWN: { class: 'validation', http: 409 },
+  IDEMPOTENCY_UNAVAILABLE: { class: 'retryable_infra', http: 503 },
+  NOT_FOUND: { class: 'validation', http: 404 },
+  AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
+  AUTH_FORBIDDEN: { class: 'authz', http: 403 },
+  INTERNAL_AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
+  CONFLICT: { class: 'validation', http: 409 },
+  DATABASE_UNAVAILABLE: { class: 'retryable_infra', http: 503 },
+  DATABASE_ERROR: { class: 'database', http: 500 },
+  UPSTREAM_UNAVAILABLE: { class: 'upstream', http: 502 },
+  UPSTREAM_TIMEOUT: { class: 'upstream', http: 504 },
+  SERVICE_NOT_READY: { class: 'retryable_infra', http: 503 },
+  SERVICE_SHUTTING_DOWN: { class: 'retryable_infra', http: 503 },
+  MIGRATION_REFUSED: { class: 'local_defect', http: 500 },
+  INTERNAL_ERROR: { class: 'local_defect', http: 500 },
+} as const satisfies Record<string, CodeSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
