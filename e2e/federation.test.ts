@@ -106,7 +106,9 @@ describe('bad input through the gateway', () => {
 
   const cases: Array<[string, (assertion: string) => Parameters<TestPlatform['graphql']>[0], number, string]> = [
     ['malformed JSON', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { id }' }), 400, 'BAD_REQUEST_MALFORMED_JSON'],
-    ['a wrong content type', (assertion) => ({ assertion, rawBody: '{ organizations { id } }', headers: { 'content-type': 'text/plain' } }), 415, 'BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE'],
+    ['a wrong content type', (assertion) => ({ assertion, rawBody: '{ organizations { id } }', headers: { 'content-type': 'application/xml' } }), 415, 'BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE'],
+    // Apollo's CSRF prevention: a body a foreign site could post without a preflight.
+    ['a simple cross-site content type', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { id } }"}', headers: { 'content-type': 'text/plain' } }), 400, 'BAD_REQUEST_CSRF_PREFLIGHT_REQUIRED'],
     ['a body that is not an object', (assertion) => ({ assertion, rawBody: '[1, 2]' }), 400, 'GRAPHQL_BAD_REQUEST'],
     ['an unknown operation name', (assertion) => ({ assertion, query: 'query A { organizations { id } }', operationName: 'B' }), 400, 'GRAPHQL_UNKNOWN_OPERATION'],
     ['a query that does not parse', (assertion) => ({ assertion, query: '{ organizations { id ' }), 400, 'GRAPHQL_PARSE_FAILED'],

@@ -1,9 +1,9 @@
 /** Polls until the check passes or the time is up; for effects that land just after a response. */
-export async function eventually(check: () => void, timeoutMs = 2_000): Promise<void> {
+export async function eventually(check: () => void | Promise<void>, timeoutMs = 2_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      check();
+      await check();
       return;
     } catch (error) {
       if (Date.now() > deadline) throw error;

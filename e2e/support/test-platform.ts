@@ -1,11 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { generateAssertionKey, startJwksServer, signAssertion, type AssertionClaims, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { startPlatform, type PlatformWiring, type RunningPlatform } from '@aifactory/devstack';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs, createTestDatabase, tempKeyDir, type CapturedLogs, type TestDatabase, type TempKeys } from '@aifactory/testing';
+import { captureLogs, createTestDatabase, tempKeyDir, TEST_REDIS_URL, type CapturedLogs, type TestDatabase, type TempKeys } from '@aifactory/testing';
 
 export const ISSUER = 'https://authenticate.test.localhost';
 export const AUDIENCE = 'aifactory.test.localhost';
 export const ROLE_GROUPS = { platform_admin: ['test-platform-admins'], internal_developer: ['test-developers'] };
+/** Every request leaves exactly one of these lines, whatever its outcome. */
+const REQUEST_LINES = new Set(['request', 'request refused', 'request failed']);
 const SUBGRAPH_NAMES = new Set(['iam', 'billing', 'evidence', 'gpuaas', 'appplatform', 'tokenfactory']);
 
 export interface GraphQLCall {
@@ -31,11 +35,34 @@ export interface TestPlatform {
   graphql(call: GraphQLCall): Promise<{ status: number; body: any; headers: Headers }>;
   /** GraphQL requests that reached any subgraph, from the subgraphs' own request logs. */
   subgraphHits(): number;
+  redisKeyPrefix: string;
   close(): Promise<void>;
 }
 
 /** The whole platform in this process, on a private database, a private JWKS and private keys. */
-export async function startTestPlatform(): Promise<TestPlatform> {
+export interface TestPlatformOptions {
+  /** Gateway variables for this test: limits, rate-limit rules, CORS origins. */
+  gatewayOverrides?: Record<string, string>;
+}
+
+/** Removes every key this platform wrote to the shared Redis; other stacks' keys are untouched. */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function startTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
+  const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
   const db = await createTestDatabase();
   const keys = await tempKeyDir();
   const internalKeyFiles = await keys.ed25519('internal');
@@ -53,6 +80,8 @@ export async function startTestPlatform(): Promise<TestPlatform> {
     roleGroups: ROLE_GROUPS,
     logLevel: 'info',
     jwksCooldownMs: 1,
+    redisKeyPrefix,
+    gatewayOverrides: { REDIS_URL: TEST_REDIS_URL, ...options.gatewayOverrides },
   };
   let platform: RunningPlatform;
   try {
@@ -90,9 +119,11 @@ export async function startTestPlatform(): Promise<TestPlatform> {
       return { status: res.status, body: parsed, headers: res.headers };
     },
     subgraphHits: () =>
-      logs.lines().filter((line) => SUBGRAPH_NAMES.has(line.service) && line.msg === 'request' && line.path === '/graphql').length,
+      logs.lines().filter((line) => SUBGRAPH_NAMES.has(line.service) && REQUEST_LINES.has(line.msg) && line.path === '/graphql').length,
+    redisKeyPrefix,
     close: async () => {
       await platform.close();
+      await deleteRedisKeys(redisKeyPrefix);
       await jwks.close();
       await keys.cleanup();
       await db.drop();

@@ -3,6 +3,22 @@ import { fileURLToPath } from 'node:url';
 import { env, z } from '@aifactory/config';
 import { PLATFORM_ROLES } from '@aifactory/service-auth';
 
+const rateLimitRule = z.object({ limit: z.number().int().positive(), windowSeconds: z.number().int().positive() });
+
+/**
+ * Seed 004: per principal and per operation or route. `default` applies to
+ * every GraphQL request and REST call of a principal; `operations` add a rule
+ * for one operation name, `routes` for one `/api/<subgraph>` prefix; webhooks
+ * are limited per provider and source address.
+ */
+const rateLimitsSchema = z.object({
+  default: rateLimitRule,
+  operations: z.record(z.string(), rateLimitRule).default({}),
+  routes: z.record(z.string(), rateLimitRule).default({}),
+  webhooks: rateLimitRule,
+});
+export type RateLimitsConfig = z.infer<typeof rateLimitsSchema>;
+
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const gatewayConfigSchema = z.object({
@@ -32,7 +48,46 @@ export const gatewayConfigSchema = z.object({
   INTERNAL_JWT_ISSUER: env.nonEmpty().default('gateway'),
   INTERNAL_JWT_TTL_SECONDS: z.coerce.number().int().min(5).max(60).default(30),
   BODY_LIMIT_BYTES: env.positiveInt(2 * 1024 * 1024),
+  /** Operation limits, checked before planning; defaults after Apollo Router's. */
+  GRAPHQL_MAX_DEPTH: env.positiveInt(20),
+  GRAPHQL_MAX_HEIGHT: env.positiveInt(200),
+  GRAPHQL_MAX_ALIASES: env.positiveInt(30),
+  GRAPHQL_MAX_ROOT_FIELDS: env.positiveInt(20),
+  GRAPHQL_MAX_TOKENS: env.positiveInt(15_000),
+  REDIS_URL: env.url().default('redis://127.0.0.1:6379'),
+  /** Every key the gateway writes starts with it, so stacks and tests sharing one Redis never meet. */
+  REDIS_KEY_PREFIX: env.nonEmpty().default('aif:gateway:'),
+  /** A Redis slower than this counts as failed: the rate limiter opens, keyed mutations are refused. */
+  REDIS_COMMAND_TIMEOUT_MS: env.positiveInt(250),
+  NATS_URL: env.list().default(['nats://127.0.0.1:4222']),
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
+  RATE_LIMITS: env.json(rateLimitsSchema).default({
+    default: { limit: 1200, windowSeconds: 60 },
+    operations: {},
+    routes: {},
+    webhooks: { limit: 600, windowSeconds: 60 },
+  }),
+  IDEMPOTENCY_TTL_SECONDS: env.positiveInt(24 * 60 * 60),
+  /** How long a key stays "in flight" if the gateway dies mid-request; longer than any request may run. */
+  IDEMPOTENCY_IN_FLIGHT_SECONDS: env.positiveInt(120),
+  /** Root fields whose answer reveals a secret once (new API keys): never stored for replay. */
+  IDEMPOTENCY_SECRET_FIELDS: env.list().default(['Mutation.createApiKey', 'Mutation.rotateApiKey']),
+  /** Browser origins allowed to call the gateway besides its own. */
+  CORS_ALLOWED_ORIGINS: env.list().pipe(z.array(z.url())).default([]),
+  /** `/webhooks/<provider>` -> the subgraph that owns and verifies it, as JSON {"stripe": "billing"}. */
+  WEBHOOK_ROUTES: env.json(z.record(z.string().regex(/^[a-z0-9-]+$/), z.string().min(1))).default({ stripe: 'billing' }),
+  WEBHOOK_BODY_LIMIT_BYTES: env.positiveInt(1024 * 1024),
+  /** A subgraph call (GraphQL or REST) that has not answered by then fails with UPSTREAM_TIMEOUT. */
+  UPSTREAM_TIMEOUT_MS: env.positiveInt(30_000),
+  /** Each dependency probe of /status gives up after this long. */
+  STATUS_TIMEOUT_MS: env.positiveInt(2_000),
+  OTEL_TRACES_EXPORTER: z.enum(['none', 'otlp']).default('none'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.url().optional(),
   SHUTDOWN_GRACE_MS: env.positiveInt(10_000),
+}).refine((config) => config.OTEL_TRACES_EXPORTER !== 'otlp' || config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined, {
+  path: ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+  message: 'is required when OTEL_TRACES_EXPORTER is otlp',
 });
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;

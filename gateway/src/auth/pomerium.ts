@@ -35,15 +35,27 @@ function unauthenticated(reason: string, cause?: unknown): AppError {
  * later under a new `kid` is fetched on first sight (after jose's cooldown),
  * so rotation needs no restart.
  */
+/** A verified assertion is trusted again for at most this long (or until it expires, if sooner). */
+const VERIFIED_REUSE_MS = 60_000;
+const VERIFIED_CACHE_ENTRIES = 10_000;
+
 export class PomeriumVerifier {
   private readonly jwks;
   private loaded = false;
+  private readonly clock: Clock;
+  /**
+   * Pomerium sends the same assertion on every request of a session; checking
+   * its ES256 signature once instead of per request is most of the edge's
+   * CPU. Keyed by the whole token, so any changed byte misses.
+   */
+  private readonly verified = new Map<string, { identity: EdgeIdentity; untilMs: number }>();
 
   constructor(private readonly options: PomeriumVerifierOptions) {
     this.jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.cooldownMs,
       timeoutDuration: options.timeoutMs,
     });
+    this.clock = options.clock ?? systemClock;
   }
 
   /** True once the key set has been fetched at least once: readiness depends on it. */
@@ -66,21 +78,34 @@ export class PomeriumVerifier {
 
   async verify(assertion: string | undefined): Promise<EdgeIdentity> {
     if (!assertion) throw unauthenticated('missing');
+    const nowMs = this.clock.nowMs();
+    const known = this.verified.get(assertion);
+    if (known && known.untilMs > nowMs) return known.identity;
+    if (known) this.verified.delete(assertion);
     try {
       const { payload } = await jwtVerify(assertion, this.jwks, {
         algorithms: this.options.algorithms,
         issuer: this.options.issuer,
         audience: this.options.audience,
         requiredClaims: ['iss', 'sub', 'aud', 'exp'],
-        currentDate: (this.options.clock ?? systemClock).now(),
+        currentDate: this.clock.now(),
       });
       this.loaded = true;
       const claims = identityClaims.safeParse(payload);
       if (!claims.success) throw unauthenticated('claims', claims.error);
+      this.remember(assertion, claims.data, Math.min((payload.exp ?? 0) * 1000, nowMs + VERIFIED_REUSE_MS));
       return claims.data;
     } catch (error) {
       if (error instanceof AppError) throw error;
       throw unauthenticated(error instanceof joseErrors.JOSEError ? error.code : 'invalid', error);
     }
+  }
+
+  private remember(assertion: string, identity: EdgeIdentity, untilMs: number): void {
+    if (this.verified.size >= VERIFIED_CACHE_ENTRIES) {
+      const oldest = this.verified.keys().next();
+      if (!oldest.done) this.verified.delete(oldest.value);
+    }
+    this.verified.set(assertion, { identity, untilMs });
   }
 }

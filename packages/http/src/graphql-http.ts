@@ -1,7 +1,6 @@
 import type { ApolloServer, BaseContext, HTTPGraphQLRequest } from '@apollo/server';
 import { HeaderMap } from '@apollo/server';
-import { AppError, isAppError } from '@aifactory/errors';
-import type { Logger } from '@aifactory/logging';
+import { AppError } from '@aifactory/errors';
 import { sendGraphQLError } from './responses.js';
 import { isJsonContentType, parseJsonBody, readBody } from './body.js';
 import type { RequestContext, RouteHandler } from './server.js';
@@ -51,7 +50,6 @@ export async function executeGraphQL<TContext extends BaseContext>(
 export interface GraphQLRouteOptions<TContext extends BaseContext> {
   apollo: ApolloServer<TContext>;
   bodyLimitBytes: number;
-  logger: Logger;
   /** Establishes who is calling; an AppError refuses the request before its body is even read. */
   authenticate: (ctx: RequestContext) => Promise<TContext>;
 }
@@ -63,8 +61,7 @@ export function graphQLRoute<TContext extends BaseContext>(options: GraphQLRoute
     try {
       contextValue = await options.authenticate(ctx);
     } catch (error) {
-      // Only the reason: a credential's claims stay out of the logs.
-      options.logger.warn({ reason: isAppError(error) ? error.details?.reason : 'unknown' }, 'request refused: not authenticated');
+      ctx.failure = error;
       sendGraphQLError(ctx.res, error, ctx.correlationId);
       return;
     }
@@ -72,9 +69,12 @@ export function graphQLRoute<TContext extends BaseContext>(options: GraphQLRoute
     try {
       request = await readGraphQLRequest(ctx, options.bodyLimitBytes);
     } catch (error) {
+      ctx.failure = error;
       sendGraphQLError(ctx.res, error, ctx.correlationId);
       return;
     }
+    const { operationName } = request.body as { operationName?: unknown };
+    if (typeof operationName === 'string') ctx.operation = operationName;
     await executeGraphQL(ctx, request, options.apollo, contextValue);
   };
 }

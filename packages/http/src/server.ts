@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppError } from '@aifactory/errors';
+import { AppError, isAppError } from '@aifactory/errors';
 import { acceptCorrelationId, runWithCorrelationId, type Logger } from '@aifactory/logging';
 import { CORRELATION_HEADER, sendRestError } from './responses.js';
 
@@ -9,6 +9,21 @@ export interface RequestContext {
   res: ServerResponse;
   url: URL;
   correlationId: string;
+  /** The route key that matched (`POST /graphql`), or the route family a prefix handler names. */
+  route: string;
+  /** Set by a GraphQL handler: the operation's name, for logs and metrics. */
+  operation?: string;
+  /**
+   * Set by a handler that answered with an error: the request's one log line
+   * carries its code, cause class and cause, so every refusal can be traced
+   * from the correlation id the client saw.
+   */
+  failure?: unknown;
+}
+
+/** Records every request: the route, GraphQL operation, outcome (`ok` or an error code) and latency. */
+export interface RequestObserver {
+  observeRequest(route: string, operation: string, outcome: string, seconds: number): void;
 }
 
 export type RouteHandler = (ctx: RequestContext) => Promise<void> | void;
@@ -16,18 +31,45 @@ export type RouteHandler = (ctx: RequestContext) => Promise<void> | void;
 /** Keys are `METHOD /path`; a path with no route for the method answers 405. */
 export type Routes = Record<string, RouteHandler>;
 
+/** Routes under a path prefix (`/webhooks/`, `/api/`), for any method the handler accepts. */
+export type PrefixRoutes = Record<string, RouteHandler>;
+
 export interface HttpServerOptions {
   logger: Logger;
   routes: Routes;
+  prefixRoutes?: PrefixRoutes;
+  observer?: RequestObserver;
+  /** Wraps each request's handling, e.g. in a tracing span continued from the caller's headers. */
+  around?: <T>(ctx: RequestContext, run: () => Promise<T>) => Promise<T>;
   /** How long in-flight requests may run after shutdown starts. */
   shutdownGraceMs: number;
+}
+
+function outcomeOf(ctx: RequestContext): { outcome: string; errorClass?: string } {
+  const { failure } = ctx;
+  if (failure === undefined) return { outcome: ctx.res.statusCode >= 400 ? `HTTP_${ctx.res.statusCode}` : 'ok' };
+  if (isAppError(failure)) return { outcome: failure.code, errorClass: failure.errorClass };
+  return { outcome: 'INTERNAL_ERROR', errorClass: 'local_defect' };
+}
+
+/** The cause chain as type and message only: never a request body, never a header. */
+function causeOf(error: unknown): Array<{ type: string; message: string }> {
+  const chain: Array<{ type: string; message: string }> = [];
+  let current: unknown = error;
+  while (current instanceof Error && chain.length < 5) {
+    chain.push({ type: current.name, message: current.message });
+    current = current.cause;
+  }
+  return chain;
 }
 
 export interface RunningHttpServer {
   server: Server;
   port: number;
   url: string;
-  /** Stops accepting, lets in-flight requests finish (up to the grace), then resolves. */
+  /** Stops accepting (new requests on open connections get 503), resolves once in-flight ones finished or the grace ran out. */
+  drain(): Promise<void>;
+  /** Drains, then closes every connection left. */
   close(): Promise<void>;
 }
 
@@ -37,39 +79,70 @@ export async function startHttpServer(options: HttpServerOptions, port: number, 
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
+  const prefixes = Object.entries(options.prefixRoutes ?? {});
+  let shuttingDown = false;
+
+  const routeFor = (method: string, pathname: string): { route: string; handler?: RouteHandler } => {
+    const key = `${method} ${pathname}`;
+    const exact = routes[key];
+    if (exact) return { route: key, handler: exact };
+    for (const [prefix, handler] of prefixes) {
+      if (pathname.startsWith(prefix)) return { route: `${prefix}*`, handler };
+    }
+    return { route: paths.has(pathname) ? pathname : 'unmatched' };
+  };
+
   const server = createServer((req, res) => {
     const correlationId = acceptCorrelationId(req.headers[CORRELATION_HEADER]);
     res.setHeader(CORRELATION_HEADER, correlationId);
     inFlight += 1;
     const startedAt = performance.now();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const { route, handler } = routeFor(req.method ?? 'GET', url.pathname);
+    const ctx: RequestContext = { req, res, url, correlationId, route };
     res.on('close', () => {
       inFlight -= 1;
-      runWithCorrelationId(correlationId, () =>
-        logger.info(
-          { method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - startedAt) },
-          'request',
-        ),
-      );
+      const seconds = (performance.now() - startedAt) / 1000;
+      const { outcome, errorClass } = outcomeOf(ctx);
+      options.observer?.observeRequest(route, ctx.operation ?? '-', outcome, seconds);
+      runWithCorrelationId(correlationId, () => {
+        const line = {
+          method: req.method,
+          path: url.pathname,
+          route,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1000),
+          ...(ctx.operation ? { operation: ctx.operation } : {}),
+          ...(outcome === 'ok' ? {} : { code: outcome }),
+          ...(errorClass ? { errorClass, cause: causeOf(ctx.failure) } : {}),
+        };
+        if (res.statusCode >= 500) logger.error(line, 'request failed');
+        else if (outcome !== 'ok') logger.warn(line, 'request refused');
+        else logger.info(line, 'request');
+      });
       if (inFlight === 0) drained?.();
     });
     runWithCorrelationId(correlationId, () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const handler = routes[`${req.method ?? 'GET'} ${url.pathname}`];
-      const ctx: RequestContext = { req, res, url, correlationId };
-      if (!handler) {
-        const error = paths.has(url.pathname)
-          ? new AppError('BAD_REQUEST_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)
-          : new AppError('NOT_FOUND', `No route for ${url.pathname}`);
-        sendRestError(res, error, correlationId);
+      if (shuttingDown) {
+        // A request on a kept-alive connection after shutdown began: refuse it and close the connection.
+        res.setHeader('connection', 'close');
+        ctx.failure = new AppError('SERVICE_SHUTTING_DOWN', 'The service is shutting down; retry on another instance');
+        sendRestError(res, ctx.failure, correlationId);
         return;
       }
-      Promise.resolve()
-        .then(() => handler(ctx))
-        .catch((error: unknown) => {
-          logger.error({ err: error }, 'request failed');
-          if (!res.headersSent) sendRestError(res, error, correlationId);
-          else res.destroy();
-        });
+      if (!handler) {
+        ctx.failure = paths.has(url.pathname)
+          ? new AppError('BAD_REQUEST_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)
+          : new AppError('NOT_FOUND', `No route for ${url.pathname}`);
+        sendRestError(res, ctx.failure, correlationId);
+        return;
+      }
+      const run = () => Promise.resolve().then(() => handler(ctx));
+      (options.around ? options.around(ctx, run) : run()).catch((error: unknown) => {
+        ctx.failure = error;
+        if (!res.headersSent) sendRestError(res, error, correlationId);
+        else res.destroy();
+      });
     });
   });
   server.keepAliveTimeout = 65_000;
@@ -83,24 +156,32 @@ export async function startHttpServer(options: HttpServerOptions, port: number, 
   });
   const bound = (server.address() as AddressInfo).port;
 
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      const done = new Promise<void>((resolveClosed) => server.close(() => resolveClosed()));
+  let draining: Promise<void> | undefined;
+  let serverClosed: Promise<void> | undefined;
+  const drain = (): Promise<void> => {
+    draining ??= new Promise<void>((resolveDrained) => {
+      shuttingDown = true;
+      serverClosed = new Promise<void>((resolveClosed) => server.close(() => resolveClosed()));
       server.closeIdleConnections();
       const finished = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (drained = r));
       const grace = new Promise<void>((r) => setTimeout(r, options.shutdownGraceMs).unref());
-      void Promise.race([finished, grace]).then(async () => {
+      void Promise.race([finished, grace]).then(() => {
         if (inFlight > 0) logger.warn({ inFlight }, 'shutdown grace over; closing remaining connections');
-        server.closeAllConnections();
-        await done;
-        resolve();
+        resolveDrained();
       });
+    });
+    return draining;
+  };
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= drain().then(async () => {
+      server.closeAllConnections();
+      await serverClosed;
     });
     return closing;
   };
 
-  return { server, port: bound, url: `http://${host}:${bound}`, close };
+  return { server, port: bound, url: `http://${host}:${bound}`, drain, close };
 }
 
 /**

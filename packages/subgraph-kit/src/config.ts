@@ -16,6 +16,15 @@ export const subgraphConfigSchema = z.object({
   INTERNAL_JWT_ISSUERS: env.list().default(['gateway']),
   SHUTDOWN_GRACE_MS: env.positiveInt(10_000),
   BODY_LIMIT_BYTES: env.positiveInt(2 * 1024 * 1024),
+  REDIS_URL: env.url().default('redis://127.0.0.1:6379'),
+  REDIS_COMMAND_TIMEOUT_MS: env.positiveInt(250),
+  NATS_URL: env.list().default(['nats://127.0.0.1:4222']),
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
+  /** Each dependency probe of /readyz gives up after this long. */
+  READINESS_TIMEOUT_MS: env.positiveInt(2_000),
+  OTEL_TRACES_EXPORTER: z.enum(['none', 'otlp']).default('none'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.url().optional(),
 });
 
 export type SubgraphConfig = z.infer<typeof subgraphConfigSchema>;

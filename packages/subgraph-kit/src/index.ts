@@ -3,3 +3,4 @@ export * from './database.js';
 export * from './server.js';
 export * from './main.js';
 export * from './scalars.js';
+export * from './http-routes.js';

@@ -4,12 +4,15 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import type { DocumentNode } from 'graphql';
 import type { Logger } from '@aifactory/logging';
+import { checkReadiness, closeRedis, connectNats, connectRedis, drainNats, natsCheck, redisCheck } from '@aifactory/backing-services';
+import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry';
 import {
   createGraphQLErrorFormatter,
   graphQLRoute,
   unknownOperationPlugin,
   sendJson,
   startHttpServer,
+  type RequestContext,
   type RunningHttpServer,
   type Routes,
 } from '@aifactory/http';
@@ -20,6 +23,7 @@ import {
   type VerifiedInternalCall,
 } from '@aifactory/service-auth';
 import type { SubgraphConfig } from './config.js';
+import { subgraphHttpRoutes, type SubgraphHttpRoute } from './http-routes.js';
 
 export interface SubgraphContext extends BaseContext {
   principal: Principal;
@@ -37,10 +41,15 @@ export interface SubgraphDefinition<TContext extends SubgraphContext> {
   extendContext: (base: SubgraphContext) => TContext;
   /** A cheap check that the subgraph can serve (database reachable). */
   ready: () => Promise<void>;
+  /** REST routes beside `/graphql`: exports under `/api/`, provider webhooks under `/webhooks/`. */
+  httpRoutes?: SubgraphHttpRoute[];
+  /** Closes the subgraph's pools; shutdown calls it after draining NATS and before closing the HTTP server. */
+  closePools?: () => Promise<void>;
 }
 
 export interface RunningSubgraph extends RunningHttpServer {
   name: string;
+  metrics: ServiceMetrics;
 }
 
 function bearerToken(header: string | undefined): string | undefined {
@@ -64,6 +73,20 @@ export async function startSubgraph<TContext extends SubgraphContext>(
     issuers: config.INTERNAL_JWT_ISSUERS,
     keys: await loadVerificationKeys(config.INTERNAL_JWT_PUBLIC_KEY_FILES),
   });
+  const tracing = startTracing({
+    serviceName: definition.name,
+    exporter: config.OTEL_TRACES_EXPORTER,
+    ...(config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlpEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT } : {}),
+  });
+  const metrics = new ServiceMetrics(definition.name);
+  const redis = connectRedis({ url: config.REDIS_URL, name: definition.name, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, logger });
+  const nats = await connectNats({
+    servers: config.NATS_URL,
+    name: definition.name,
+    ...(config.NATS_USER ? { user: config.NATS_USER } : {}),
+    ...(config.NATS_PASSWORD ? { pass: config.NATS_PASSWORD } : {}),
+    logger,
+  });
   const apollo = new ApolloServer<TContext>({
     schema: buildSubgraphSchema({ typeDefs: definition.typeDefs, resolvers: definition.resolvers as GraphQLResolverMap<unknown> }),
     includeStacktraceInErrorResponses: false,
@@ -77,20 +100,31 @@ export async function startSubgraph<TContext extends SubgraphContext>(
   await apollo.start();
 
   const routes: Routes = {
+    ...subgraphHttpRoutes(definition.httpRoutes ?? [], (ctx) => verifier.verify(bearerToken(ctx.req.headers.authorization))),
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok', subgraph: definition.name }),
+    // Ready means every dependency answers: its Postgres, Redis and NATS, each with its latency.
     'GET /readyz': async ({ res }) => {
-      try {
-        await definition.ready();
-        sendJson(res, 200, { status: 'ready', subgraph: definition.name });
-      } catch (error) {
-        logger.warn({ err: error }, 'not ready');
-        sendJson(res, 503, { status: 'not_ready', subgraph: definition.name, missing: ['database'] });
-      }
+      const report = await checkReadiness(
+        { postgres: definition.ready, redis: redisCheck(redis), nats: natsCheck(nats) },
+        config.READINESS_TIMEOUT_MS,
+      );
+      const down = Object.entries(report.dependencies).filter(([, status]) => status.status === 'down');
+      if (down.length > 0) logger.warn({ dependencies: Object.fromEntries(down) }, 'not ready');
+      sendJson(res, report.ready ? 200 : 503, {
+        status: report.ready ? 'ready' : 'not_ready',
+        subgraph: definition.name,
+        dependencies: report.dependencies,
+        ...(report.ready ? {} : { missing: down.map(([name]) => name) }),
+      });
+    },
+    'GET /metrics': async ({ res }) => {
+      const { contentType, body } = await metrics.render();
+      res.writeHead(200, { 'content-type': contentType });
+      res.end(body);
     },
     'POST /graphql': graphQLRoute<TContext>({
       apollo,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
-      logger,
       authenticate: async (ctx) => {
         const call = await verifier.verify(bearerToken(ctx.req.headers.authorization));
         return definition.extendContext({ principal: call.principal, correlationId: ctx.correlationId, call, logger });
@@ -98,22 +132,42 @@ export async function startSubgraph<TContext extends SubgraphContext>(
     }),
   };
 
-  const http = await startHttpServer({ logger, routes, shutdownGraceMs: config.SHUTDOWN_GRACE_MS }, config.PORT, config.HOST);
+  const http = await startHttpServer(
+    {
+      logger,
+      routes,
+      observer: metrics,
+      ...(tracing.enabled ? { around: requestSpans(definition.name) } : {}),
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    },
+    config.PORT,
+    config.HOST,
+  );
   logger.info({ url: http.url }, 'subgraph listening');
+  let closing: Promise<void> | undefined;
   return {
     ...http,
     name: definition.name,
-    close: async () => {
-      await http.close();
-      await apollo.stop();
+    metrics,
+    // Seed 004's order: stop taking requests and finish in-flight ones, drain NATS, close pools, close the HTTP server.
+    close: () => {
+      closing ??= (async () => {
+        await http.drain();
+        await drainNats(nats);
+        await definition.closePools?.();
+        await closeRedis(redis);
+        await http.close();
+        await apollo.stop();
+        await tracing.shutdown();
+      })();
+      return closing;
     },
   };
 }
 
 /**
  * Starts a subgraph over a database it then owns: readiness pings the
- * database, and closing stops the server first (in-flight requests finish)
- * and the pool last.
+ * database, and shutdown closes its pool in seed 004's order.
  */
 export async function serveSubgraphWithDatabase<TContext extends SubgraphContext>(
   definition: Omit<SubgraphDefinition<TContext>, 'ready'>,
@@ -122,14 +176,7 @@ export async function serveSubgraphWithDatabase<TContext extends SubgraphContext
   logger: Logger,
 ): Promise<RunningSubgraph> {
   try {
-    const server = await startSubgraph({ ...definition, ready: database.ping }, config, logger);
-    return {
-      ...server,
-      close: async () => {
-        await server.close();
-        await database.close();
-      },
-    };
+    return await startSubgraph({ ...definition, ready: database.ping, closePools: database.close }, config, logger);
   } catch (error) {
     await database.close();
     throw error;

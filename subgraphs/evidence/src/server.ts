@@ -4,8 +4,9 @@ import type { Logger } from '@aifactory/logging';
 import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { EvidenceConfig } from './config.js';
 import { openEvidenceDatabase } from './data/database.js';
-import { AuditLogStore } from './data/audit-log.js';
+import { AuditLogStore, listAuditEventsOldestFirst } from './data/audit-log.js';
 import { AuditLogService } from './domain/audit-log.js';
+import { auditExportRoute } from './http/audit-export-route.js';
 import { resolvers, type EvidenceContext } from './resolvers/index.js';
 
 export const SUBGRAPH_NAME = 'evidence';
@@ -15,7 +16,13 @@ export async function startEvidenceSubgraph(config: EvidenceConfig, logger: Logg
   const database = openEvidenceDatabase(config);
   const auditLog = new AuditLogService(new AuditLogStore(database.prisma));
   return serveSubgraphWithDatabase<EvidenceContext>(
-    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, auditLog }) },
+    {
+      name: SUBGRAPH_NAME,
+      typeDefs: parse(typeDefsSource),
+      resolvers,
+      extendContext: (base) => ({ ...base, auditLog }),
+      httpRoutes: [auditExportRoute((after, limit) => listAuditEventsOldestFirst(database.prisma, after, limit))],
+    },
     database,
     config,
     logger,

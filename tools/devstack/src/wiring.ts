@@ -13,6 +13,10 @@ export interface PlatformWiring {
   logLevel: string;
   /** Tests shorten it so a newly published key is fetched at once. */
   jwksCooldownMs?: number;
+  /** Keeps this platform's Redis keys apart from any other stack or test on the same Redis. */
+  redisKeyPrefix?: string;
+  /** Extra gateway variables (limits, rate-limit rules) for tests and benchmarks. */
+  gatewayOverrides?: Record<string, string>;
 }
 
 /**
@@ -43,5 +47,6 @@ export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgrap
     SHUTDOWN_GRACE_MS: '5000',
   };
   if (wiring.jwksCooldownMs !== undefined) environment.POMERIUM_JWKS_COOLDOWN_MS = String(wiring.jwksCooldownMs);
-  return environment;
+  if (wiring.redisKeyPrefix !== undefined) environment.REDIS_KEY_PREFIX = wiring.redisKeyPrefix;
+  return { ...environment, ...wiring.gatewayOverrides };
 }

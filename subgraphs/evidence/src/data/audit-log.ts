@@ -31,3 +31,24 @@ export class AuditLogStore {
     return this.prisma.auditEvent.create({ data: event });
   }
 }
+
+/** Where a page of the oldest-first order ends: the next page starts just after it. */
+export interface AuditEventCursor {
+  occurredAt: Date;
+  id: string;
+}
+
+/**
+ * One page of the audit log, oldest first (`occurredAt`, then `id` to break
+ * ties). Keyset paging, not OFFSET: every page costs the same however deep an
+ * export has gone, and rows appended meanwhile cannot shift a page.
+ */
+export function listAuditEventsOldestFirst(prisma: EvidencePrisma, after: AuditEventCursor | undefined, limit: number): Promise<AuditEvent[]> {
+  return prisma.auditEvent.findMany({
+    where: after
+      ? { OR: [{ occurredAt: { gt: after.occurredAt } }, { occurredAt: after.occurredAt, id: { gt: after.id } }] }
+      : {},
+    orderBy: [{ occurredAt: 'asc' }, { id: 'asc' }],
+    take: limit,
+  });
+}

@@ -31,6 +31,12 @@ export class HierarchyStore {
     return this.prisma.project.findMany({ where: { departmentId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
   }
 
+  /** Null when no organization has the id. */
+  async renameOrganization(id: string, name: string): Promise<Organization | null> {
+    const { count } = await this.prisma.organization.updateMany({ where: { id }, data: { name } });
+    return count === 0 ? null : this.prisma.organization.findUnique({ where: { id } });
+  }
+
   /** Creates the organization unless one with the slug exists; never changes an existing one. */
   ensureOrganization(input: { slug: string; name: string; billingCurrency: string }): Promise<Organization> {
     return this.prisma.organization.upsert({ where: { slug: input.slug }, create: input, update: {} });

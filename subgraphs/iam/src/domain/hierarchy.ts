@@ -54,6 +54,14 @@ export class HierarchyService {
     return this.canSeeEverything(principal) ? this.store.projectsOf(departmentId) : [];
   }
 
+  async renameOrganization(principal: Principal, input: { id: string; name: string }): Promise<Organization> {
+    if (!this.canSeeEverything(principal)) throw new AppError('AUTH_FORBIDDEN', 'Only platform admins may rename organizations');
+    const valid = parseInput(z.object({ id: idSchema, name: nameSchema }), input);
+    const renamed = await this.store.renameOrganization(valid.id, valid.name);
+    if (!renamed) throw new AppError('NOT_FOUND', 'Organization not found');
+    return renamed;
+  }
+
   /** Idempotent by slug: the dev seed and later imports may run it any number of times. */
   async ensureOrganization(input: { slug: string; name: string; billingCurrency: string }): Promise<Organization> {
     return this.store.ensureOrganization(parseInput(organizationInput, input));

@@ -16,6 +16,9 @@ export const resolvers: GraphQLResolverMap<IamContext> = {
     organizations: (_root, _args, ctx: IamContext) => ctx.hierarchy.listOrganizations(ctx.principal),
     organization: (_root, args: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, args.id),
   },
+  Mutation: {
+    renameOrganization: (_root, args: { id: string; name: string }, ctx: IamContext) => ctx.hierarchy.renameOrganization(ctx.principal, args),
+  },
   Organization: {
     __resolveReference: (ref: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, ref.id),
     departments: (org: Organization, _args, ctx: IamContext) => ctx.hierarchy.departmentsOf(ctx.principal, org.id),

@@ -7,7 +7,7 @@ import { devConfigSchema } from '../dev-config.js';
 import { ensureDevKeys } from '../dev-keys.js';
 import { devAssertion } from '../dev-token.js';
 import { DEV_DIR } from '../paths.js';
-import { percentile, runLoad, type LoadResult } from './load.js';
+import { addLoad, emptyLoad, percentile, runLoad, type LoadResult } from './load.js';
 import { processCpuMs } from './process-cpu.js';
 
 // npm run bench [-- --duration 10 --concurrency 16]
@@ -98,20 +98,14 @@ function row(name: string, result: LoadResult, cpuMsPerRequest: number | undefin
 await runLoad(throughGateway, concurrency, warmupMs);
 await runLoad(direct, concurrency, warmupMs);
 // Alternating rounds, so drift on a shared machine (other load, CPU boost) hits both paths alike.
-const viaGateway: LoadResult = { requests: 0, errors: 0, seconds: 0, latenciesMs: [] };
-const viaDirect: LoadResult = { requests: 0, errors: 0, seconds: 0, latenciesMs: [] };
+const viaGateway = emptyLoad();
+const viaDirect = emptyLoad();
 let gatewayCpuMs = 0;
-const merge = (into: LoadResult, from: LoadResult) => {
-  into.requests += from.requests;
-  into.errors += from.errors;
-  into.seconds += from.seconds;
-  into.latenciesMs.push(...from.latenciesMs);
-};
 for (let round = 0; round < ROUNDS; round += 1) {
   const cpuBefore = processCpuMs(gatewayPid);
-  merge(viaGateway, await runLoad(throughGateway, concurrency, durationMs / ROUNDS));
+  addLoad(viaGateway, await runLoad(throughGateway, concurrency, durationMs / ROUNDS));
   gatewayCpuMs += processCpuMs(gatewayPid) - cpuBefore;
-  merge(viaDirect, await runLoad(direct, concurrency, durationMs / ROUNDS));
+  addLoad(viaDirect, await runLoad(direct, concurrency, durationMs / ROUNDS));
 }
 
 const rows = [row('gateway (iam + billing)', viaGateway, gatewayCpuMs / Math.max(1, viaGateway.requests)), row('direct (iam, then billing)', viaDirect, undefined)];

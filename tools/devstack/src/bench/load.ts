@@ -37,3 +37,15 @@ export function percentile(sortedMs: number[], p: number): number {
   const index = Math.min(sortedMs.length - 1, Math.ceil((p / 100) * sortedMs.length) - 1);
   return sortedMs[Math.max(0, index)]!;
 }
+
+export function emptyLoad(): LoadResult {
+  return { requests: 0, errors: 0, seconds: 0, latenciesMs: [] };
+}
+
+/** Adds one round to a total, so alternating rounds report as one run. */
+export function addLoad(total: LoadResult, round: LoadResult): void {
+  total.requests += round.requests;
+  total.errors += round.errors;
+  total.seconds += round.seconds;
+  for (const latency of round.latenciesMs) total.latenciesMs.push(latency);
+}

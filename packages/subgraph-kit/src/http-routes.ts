@@ -1,0 +1,57 @@
+import type { RequestContext, Routes } from '@aifactory/http';
+import type { VerifiedInternalCall } from '@aifactory/service-auth';
+
+/**
+ * A REST route of a subgraph beside `/graphql` (ARCHITECTURE.md, Decisions:
+ * Routes besides GraphQL): an export the gateway forwards from
+ * `/api/<subgraph>/...` with an internal JWT, or a provider's webhook it
+ * forwards from `/webhooks/<provider>` with the raw body.
+ */
+export interface SubgraphHttpRoute {
+  method: 'GET' | 'POST';
+  /** `/api/...` for `internal` routes, `/webhooks/<provider>` for `webhook` routes. */
+  path: string;
+  /**
+   * `internal`: only with an internal JWT minted for this subgraph; the
+   * handler gets the verified call. `webhook`: no identity at all, so the
+   * handler itself must verify the provider's signature over the raw body.
+   */
+  access: 'internal' | 'webhook';
+  handle(ctx: SubgraphHttpContext): Promise<void>;
+}
+
+/** `call` is always set for `internal` routes and never for `webhook` ones. */
+export type SubgraphHttpContext = RequestContext & { call?: VerifiedInternalCall };
+
+const PATH_PREFIX: Record<SubgraphHttpRoute['access'], string> = { internal: '/api/', webhook: '/webhooks/' };
+
+/**
+ * The routes keyed for `startHttpServer`. Each access kind is confined to its
+ * own prefix, so a route cannot be mounted without identity by mistake
+ * (a `webhook` route at `/api/...`) nor shadow `/graphql` or the probes.
+ * Throws at start on any route that breaks that.
+ */
+export function subgraphHttpRoutes(
+  routes: readonly SubgraphHttpRoute[],
+  verifyCall: (ctx: RequestContext) => Promise<VerifiedInternalCall>,
+): Routes {
+  const mounted: Routes = {};
+  for (const route of routes) {
+    const prefix = PATH_PREFIX[route.access];
+    if (!route.path.startsWith(prefix) || route.path.length === prefix.length) {
+      throw new Error(`A ${route.access} route must be under ${prefix}: ${route.method} ${route.path}`);
+    }
+    const key = `${route.method} ${route.path}`;
+    if (mounted[key]) throw new Error(`Two routes for ${key}`);
+    mounted[key] =
+      route.access === 'webhook'
+        ? (ctx) => route.handle(ctx)
+        : async (ctx) => {
+            // An INTERNAL_AUTH_UNAUTHENTICATED thrown here is answered by the server as the REST envelope (401).
+            const call = await verifyCall(ctx);
+            // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
+            await route.handle(Object.assign(ctx, { call }));
+          };
+  }
+  return mounted;
+}
