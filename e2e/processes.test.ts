@@ -1,8 +1,14 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { generateAssertionKey, signAssertion, startJwksServer, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { REPO_ROOT } from '@aifactory/devstack';
-import { createTestDatabase, tempKeyDir, type TempKeys, type TestDatabase } from '@aifactory/testing';
+import { createTestDatabase, tempKeyDir, TEST_REDIS_URL, type TempKeys, type TestDatabase } from '@aifactory/testing';
+import { eventually } from './support/eventually.js';
+import { deleteRedisKeys } from './support/test-platform.js';
 
 interface Exited {
   code: number | null;
@@ -22,6 +28,35 @@ function runNode(entry: string, env: Record<string, string>, onLine?: (line: str
   const exited = new Promise<Exited>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
   return { child, exited };
 }
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function readAll(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** The `code` of a failed fetch's cause (`ECONNREFUSED`), or undefined when it did not fail. */
+async function fetchFailure(url: string): Promise<string | undefined> {
+  try {
+    await fetch(url);
+    return undefined;
+  } catch (error) {
+    return (error as { cause?: { code?: string } }).cause?.code ?? String(error);
+  }
+}
+
+const SUPERGRAPH_SUBGRAPHS = ['appplatform', 'billing', 'evidence', 'gpuaas', 'iam', 'tokenfactory'];
+const ISSUER = 'https://authenticate.processes.localhost';
+const AUDIENCE = 'aifactory.processes.localhost';
 
 describe('service processes', () => {
   it('stops the gateway at start with the names of missing variables', async () => {
@@ -71,6 +106,114 @@ describe('service processes', () => {
       expect(code).toBe(0);
       const messages = stdout.trim().split('\n').map((line) => JSON.parse(line).msg);
       expect(messages).toEqual(expect.arrayContaining(['shutting down', 'shutdown complete']));
+    });
+  });
+  describe('a running gateway', () => {
+    let keys: TempKeys;
+    let assertionKey: AssertionKey;
+    let jwks: JwksServer;
+    let subgraph: Server;
+    let subgraphUrl: string;
+    /** Resolved by the fake subgraph when the slow query reached it. */
+    let queryArrived: ReturnType<typeof deferred>;
+    /** The fake subgraph holds its answer until the test releases it. */
+    let releaseAnswer: ReturnType<typeof deferred>;
+    const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
+
+    beforeAll(async () => {
+      keys = await tempKeyDir();
+      assertionKey = await generateAssertionKey();
+      jwks = await startJwksServer([assertionKey]);
+      subgraph = createServer((req, res) => {
+        void readAll(req).then(async (body) => {
+          if (req.url !== '/graphql' || !body.includes('organizations')) {
+            res.writeHead(404).end();
+            return;
+          }
+          queryArrived.resolve();
+          await releaseAnswer.promise;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"data":{"organizations":[]}}');
+        });
+      });
+      await new Promise<void>((resolve) => subgraph.listen(0, '127.0.0.1', resolve));
+      subgraphUrl = `http://127.0.0.1:${(subgraph.address() as AddressInfo).port}/graphql`;
+    });
+    afterAll(async () => {
+      releaseAnswer?.resolve();
+      subgraph?.closeAllConnections();
+      await new Promise<void>((resolve) => (subgraph ? subgraph.close(() => resolve()) : resolve()));
+      await jwks?.close();
+      await keys?.cleanup();
+      await deleteRedisKeys(redisKeyPrefix);
+    });
+
+    it('SIGTERM during a slow request: refuses new connections, finishes the request, drains NATS and exits 0', async () => {
+      queryArrived = deferred();
+      releaseAnswer = deferred();
+      const files = await keys.ed25519('gateway-internal');
+      const listening = deferred<string>();
+      const gateway = runNode(
+        'gateway/dist/main.js',
+        {
+          PORT: '0',
+          LOG_LEVEL: 'info',
+          POMERIUM_JWKS_URL: jwks.url,
+          POMERIUM_ISSUER: ISSUER,
+          POMERIUM_AUDIENCE: AUDIENCE,
+          INTERNAL_JWT_PRIVATE_KEY_FILE: files.privateKeyFile,
+          SUPERGRAPH_FILE: path.join(REPO_ROOT, 'supergraph.graphql'),
+          SUBGRAPH_URLS: JSON.stringify(Object.fromEntries(SUPERGRAPH_SUBGRAPHS.map((name) => [name, subgraphUrl]))),
+          REDIS_URL: TEST_REDIS_URL,
+          REDIS_KEY_PREFIX: redisKeyPrefix,
+          SHUTDOWN_GRACE_MS: '10000',
+        },
+        (line) => {
+          const parsed = JSON.parse(line) as { msg?: string; url?: string };
+          if (parsed.msg === 'gateway listening' && parsed.url) listening.resolve(parsed.url);
+        },
+      );
+      try {
+        const url = await listening.promise;
+        // The gateway listens before its first JWKS fetch is done; ready means it can judge assertions.
+        await eventually(async () => expect((await fetch(`${url}/readyz`)).status).toBe(200), 10_000);
+
+        const assertion = await signAssertion(assertionKey, { issuer: ISSUER, audience: AUDIENCE, subject: 'slow-user', email: 'slow@example.com' });
+        let slowSettled = false;
+        const slow = fetch(`${url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
+          body: JSON.stringify({ query: '{ organizations { id } }' }),
+        }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
+        void slow.finally(() => (slowSettled = true));
+        await queryArrived.promise;
+
+        gateway.child.kill('SIGTERM');
+        await eventually(async () => expect(await fetchFailure(`${url}/healthz`)).toBe('ECONNREFUSED'), 5_000);
+        expect(slowSettled).toBe(false);
+
+        releaseAnswer.resolve();
+        expect(await slow).toEqual({ status: 200, body: { data: { organizations: [] } } });
+        const { code, stdout } = await gateway.exited;
+        expect(code).toBe(0);
+        const messages = stdout
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { msg: string; path?: string; status?: number });
+        const at = (found: (line: { msg: string; path?: string; status?: number }) => boolean) => messages.findIndex(found);
+        const shuttingDown = at((line) => line.msg === 'shutting down');
+        const slowAnswered = at((line) => line.msg === 'request' && line.path === '/graphql' && line.status === 200);
+        const natsClosed = at((line) => line.msg === 'nats connection closed');
+        const complete = at((line) => line.msg === 'shutdown complete');
+        // Seed 004's order: stop taking requests, finish the in-flight one, drain NATS, then exit.
+        expect(shuttingDown).toBeGreaterThanOrEqual(0);
+        expect(slowAnswered).toBeGreaterThan(shuttingDown);
+        expect(natsClosed).toBeGreaterThan(slowAnswered);
+        expect(complete).toBeGreaterThan(natsClosed);
+      } finally {
+        releaseAnswer.resolve();
+        if (gateway.child.exitCode === null) gateway.child.kill('SIGKILL');
+      }
     });
   });
 });

@@ -46,7 +46,7 @@ export interface TestPlatformOptions {
 }
 
 /** Removes every key this platform wrote to the shared Redis; other stacks' keys are untouched. */
-async function deleteRedisKeys(prefix: string): Promise<void> {
+export async function deleteRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
