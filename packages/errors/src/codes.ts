@@ -53,7 +53,7 @@ export const ERROR_CODES = {
   AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
   AUTH_FORBIDDEN: { class: 'authz', http: 403 },
   INTERNAL_AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
-  CONFLICT: { class: 'validation', http: 409 },
+  RESOURCE_CONFLICT: { class: 'validation', http: 409 },
   DATABASE_UNAVAILABLE: { class: 'retryable_infra', http: 503 },
   DATABASE_ERROR: { class: 'database', http: 500 },
   UPSTREAM_UNAVAILABLE: { class: 'upstream', http: 502 },

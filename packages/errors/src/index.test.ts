@@ -1,4 +1,5 @@
-import { AppError, toPublicError } from './index.js';
+import { readFile } from 'node:fs/promises';
+import { AppError, ERROR_CODES, toPublicError } from './index.js';
 
 describe('AppError', () => {
   it('shows a client its code and safe message, never its cause', () => {
@@ -14,5 +15,27 @@ describe('AppError', () => {
       message: 'Internal error',
       correlationId: 'corr-2',
     });
+  });
+});
+
+describe('the code registry', () => {
+  const codes = Object.keys(ERROR_CODES);
+
+  it('names every code <DOMAIN>_<REASON> in capitals', () => {
+    for (const code of codes) expect(code).toMatch(/^[A-Z]+(?:_[A-Z0-9]+)+$/);
+  });
+
+  it('gives every code a cause class of seed 001 and an HTTP status', () => {
+    const classes = ['validation', 'authn', 'authz', 'database', 'upstream', 'local_defect', 'provider_runtime', 'retryable_infra'];
+    for (const spec of Object.values(ERROR_CODES)) {
+      expect(classes).toContain(spec.class);
+      expect(spec.http).toBeGreaterThanOrEqual(400);
+    }
+  });
+
+  it('documents every code in the README, where clients look them up', async () => {
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+    const missing = codes.filter((code) => !readme.includes(`\`${code}\``));
+    expect(missing).toEqual([]);
   });
 });

@@ -75,7 +75,7 @@ export class HierarchyService {
     const valid = parseInput(projectInput, input);
     const department = await this.store.findDepartment(valid.departmentId);
     if (!department) throw new AppError('NOT_FOUND', 'Department not found');
-    if (department.status !== 'active') throw new AppError('CONFLICT', 'The department is archived and accepts no new projects');
+    if (department.status !== 'active') throw new AppError('RESOURCE_CONFLICT', 'The department is archived and accepts no new projects');
     return this.store.ensureProject({ ...valid, organizationId: department.organizationId });
   }
 }
