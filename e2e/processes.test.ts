@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { generateAssertionKey, signAssertion, startJwksServer, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { REPO_ROOT } from '@aifactory/devstack';
+import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import { createTestDatabase, tempKeyDir, TEST_REDIS_URL, type TempKeys, type TestDatabase } from '@aifactory/testing';
 import { eventually } from './support/eventually.js';
 import { deleteRedisKeys } from './support/test-platform.js';
@@ -29,7 +30,12 @@ function runNode(entry: string, env: Record<string, string>, onLine?: (line: str
   return { child, exited };
 }
 
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+}
+
+function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
@@ -52,6 +58,50 @@ async function fetchFailure(url: string): Promise<string | undefined> {
   } catch (error) {
     return (error as { cause?: { code?: string } }).cause?.code ?? String(error);
   }
+}
+
+/** The URL a service process logs once it listens; fails with its stderr if it exits first. */
+function listeningUrl(service: ReturnType<typeof runNode>, found: Deferred<string>): Promise<string> {
+  const exitedEarly = service.exited.then(({ code, stderr }) => {
+    throw new Error(`exited with ${code} before listening: ${stderr}`);
+  });
+  return Promise.race([found.promise, exitedEarly]);
+}
+
+/** A runNode line handler that resolves `found` with the URL of the service's `<kind> listening` line. */
+function onListening(message: string, found: Deferred<string>): (line: string) => void {
+  return (line) => {
+    if (!line.includes(message)) return;
+    const parsed = JSON.parse(line) as { msg?: string; url?: string };
+    if (parsed.msg === message && parsed.url) found.resolve(parsed.url);
+  };
+}
+
+type ServiceLogLine = { msg: string; path?: string; status?: number };
+
+/** Seed 004's order in a service's own log: stop taking requests, finish the in-flight one, drain NATS, then exit. */
+function expectShutdownInOrder(stdout: string): void {
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ServiceLogLine);
+  const at = (found: (line: ServiceLogLine) => boolean) => lines.findIndex(found);
+  const shuttingDown = at((line) => line.msg === 'shutting down');
+  const slowAnswered = at((line) => line.msg === 'request' && line.path === '/graphql' && line.status === 200);
+  const natsClosed = at((line) => line.msg === 'nats connection closed');
+  const complete = at((line) => line.msg === 'shutdown complete');
+  expect(shuttingDown).toBeGreaterThanOrEqual(0);
+  expect(slowAnswered).toBeGreaterThan(shuttingDown);
+  expect(natsClosed).toBeGreaterThan(slowAnswered);
+  expect(complete).toBeGreaterThan(natsClosed);
+}
+
+/** How long the slow request takes: far beyond the moment of SIGTERM, well within SHUTDOWN_GRACE_MS. */
+const SLOW_REQUEST_MS = 1_500;
+
+/** Resolves once `ms` have passed since `startedAt` (a performance.now() reading). */
+function untilElapsed(startedAt: number, ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, startedAt + ms - performance.now())));
 }
 
 const SUPERGRAPH_SUBGRAPHS = ['appplatform', 'billing', 'evidence', 'gpuaas', 'iam', 'tokenfactory'];
@@ -107,7 +157,60 @@ describe('service processes', () => {
       const messages = stdout.trim().split('\n').map((line) => JSON.parse(line).msg);
       expect(messages).toEqual(expect.arrayContaining(['shutting down', 'shutdown complete']));
     });
+
+    it('SIGTERM during a slow request: refuses new connections, finishes the request, drains NATS and exits 0', async () => {
+      const files = await keys.ed25519('iam-slow');
+      const signer = new InternalTokenSigner({ issuer: 'gateway', key: await loadSigningKey(files.privateKeyFile) });
+      const admin: Principal = { type: 'user', subject: 'admin-1', platformRoles: ['platform_admin'], grants: [] };
+      const listening = deferred<string>();
+      const iam = runNode(
+        'subgraphs/iam/dist/main.js',
+        { PORT: '0', DATABASE_URL: db.appUrl('iam'), DB_POOL_SIZE: '2', INTERNAL_JWT_PUBLIC_KEY_FILES: files.publicKeyFile, SHUTDOWN_GRACE_MS: '10000' },
+        onListening('subgraph listening', listening),
+      );
+      // An exclusive lock on the table holds the organizations query in Postgres for as long as this test wants.
+      const holder = await db.admin();
+      const observer = await db.admin();
+      let holding = false;
+      try {
+        const url = await listeningUrl(iam, listening);
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE iam.organizations IN ACCESS EXCLUSIVE MODE');
+        holding = true;
+        let slowSettled = false;
+        const slow = fetch(`${url}/graphql`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${await signer.mint({ audience: 'iam', principal: admin, correlationId: 'slow-iam-0001' })}`,
+          },
+          body: JSON.stringify({ query: '{ organizations { id } }' }),
+        }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
+        const settled = () => (slowSettled = true);
+        void slow.then(settled, settled);
+        const waiting = async () =>
+          (await observer.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n;
+        await eventually(async () => expect(await waiting()).toBe(1), 10_000);
+        const heldSince = performance.now();
+
+        iam.child.kill('SIGTERM');
+        await eventually(async () => expect(await fetchFailure(`${url}/healthz`)).toBe('ECONNREFUSED'), 5_000);
+        expect(slowSettled).toBe(false);
+
+        await untilElapsed(heldSince, SLOW_REQUEST_MS);
+        await holder.query('COMMIT');
+        holding = false;
+        expect(await slow).toEqual({ status: 200, body: { data: { organizations: [] } } });
+        const { code, stdout } = await iam.exited;
+        expect(code).toBe(0);
+        expectShutdownInOrder(stdout);
+      } finally {
+        if (holding) await holder.query('ROLLBACK');
+        if (iam.child.exitCode === null) iam.child.kill('SIGKILL');
+      }
+    });
   });
+
   describe('a running gateway', () => {
     let keys: TempKeys;
     let assertionKey: AssertionKey;
@@ -115,9 +218,9 @@ describe('service processes', () => {
     let subgraph: Server;
     let subgraphUrl: string;
     /** Resolved by the fake subgraph when the slow query reached it. */
-    let queryArrived: ReturnType<typeof deferred>;
-    /** The fake subgraph holds its answer until the test releases it. */
-    let releaseAnswer: ReturnType<typeof deferred>;
+    let queryArrived: Deferred;
+    /** The fake subgraph answers SLOW_REQUEST_MS after the query arrived, and not before the test releases it. */
+    let releaseAnswer: Deferred;
     const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
 
     beforeAll(async () => {
@@ -130,8 +233,9 @@ describe('service processes', () => {
             res.writeHead(404).end();
             return;
           }
+          const arrivedAt = performance.now();
           queryArrived.resolve();
-          await releaseAnswer.promise;
+          await Promise.all([releaseAnswer.promise, untilElapsed(arrivedAt, SLOW_REQUEST_MS)]);
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end('{"data":{"organizations":[]}}');
         });
@@ -168,13 +272,10 @@ describe('service processes', () => {
           REDIS_KEY_PREFIX: redisKeyPrefix,
           SHUTDOWN_GRACE_MS: '10000',
         },
-        (line) => {
-          const parsed = JSON.parse(line) as { msg?: string; url?: string };
-          if (parsed.msg === 'gateway listening' && parsed.url) listening.resolve(parsed.url);
-        },
+        onListening('gateway listening', listening),
       );
       try {
-        const url = await listening.promise;
+        const url = await listeningUrl(gateway, listening);
         // The gateway listens before its first JWKS fetch is done; ready means it can judge assertions.
         await eventually(async () => expect((await fetch(`${url}/readyz`)).status).toBe(200), 10_000);
 
@@ -185,7 +286,8 @@ describe('service processes', () => {
           headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
           body: JSON.stringify({ query: '{ organizations { id } }' }),
         }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
-        void slow.finally(() => (slowSettled = true));
+        const settled = () => (slowSettled = true);
+        void slow.then(settled, settled);
         await queryArrived.promise;
 
         gateway.child.kill('SIGTERM');
@@ -196,20 +298,7 @@ describe('service processes', () => {
         expect(await slow).toEqual({ status: 200, body: { data: { organizations: [] } } });
         const { code, stdout } = await gateway.exited;
         expect(code).toBe(0);
-        const messages = stdout
-          .trim()
-          .split('\n')
-          .map((line) => JSON.parse(line) as { msg: string; path?: string; status?: number });
-        const at = (found: (line: { msg: string; path?: string; status?: number }) => boolean) => messages.findIndex(found);
-        const shuttingDown = at((line) => line.msg === 'shutting down');
-        const slowAnswered = at((line) => line.msg === 'request' && line.path === '/graphql' && line.status === 200);
-        const natsClosed = at((line) => line.msg === 'nats connection closed');
-        const complete = at((line) => line.msg === 'shutdown complete');
-        // Seed 004's order: stop taking requests, finish the in-flight one, drain NATS, then exit.
-        expect(shuttingDown).toBeGreaterThanOrEqual(0);
-        expect(slowAnswered).toBeGreaterThan(shuttingDown);
-        expect(natsClosed).toBeGreaterThan(slowAnswered);
-        expect(complete).toBeGreaterThan(natsClosed);
+        expectShutdownInOrder(stdout);
       } finally {
         releaseAnswer.resolve();
         if (gateway.child.exitCode === null) gateway.child.kill('SIGKILL');

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs, startPrivateRedis, TEST_REDIS_URL, type PrivateRedis } from '@aifactory/testing';
+import { captureLogs, connectToPrivateRedis, startPrivateRedis, untilRedisReady, TEST_REDIS_URL, type PrivateRedis } from '@aifactory/testing';
 import { Redis } from 'ioredis';
 import { IdempotencyStore, validateIdempotencyKey, type IdempotencyStoreOptions, type StoredResponse } from './idempotency.js';
 
@@ -170,16 +170,7 @@ describe('IdempotencyStore when Redis fails', () => {
 
   beforeAll(async () => {
     server = await startPrivateRedis();
-    redis = new Redis(server.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 500,
-      lazyConnect: false,
-      retryStrategy: () => 50,
-    });
-    // This test stops Redis on purpose; the connection errors it reports are expected.
-    redis.on('error', () => undefined);
-    await untilReady(redis);
+    redis = await connectToPrivateRedis(server);
     store = new IdempotencyStore({
       redis,
       keyPrefix: 'test:',
@@ -192,7 +183,7 @@ describe('IdempotencyStore when Redis fails', () => {
   afterAll(async () => {
     // Closing a client whose server is gone leaves ioredis waiting out its disconnect timer.
     await server.start();
-    await untilReady(redis);
+    await untilRedisReady(redis);
     await redis.quit();
     await server.stop();
   });
@@ -214,7 +205,3 @@ describe('IdempotencyStore when Redis fails', () => {
   });
 });
 
-function untilReady(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => redis.once('ready', () => resolve()));
-}

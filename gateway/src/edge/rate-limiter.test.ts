@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs, startPrivateRedis, TEST_REDIS_URL, type PrivateRedis } from '@aifactory/testing';
+import { captureLogs, connectToPrivateRedis, startPrivateRedis, untilRedisReady, TEST_REDIS_URL, type PrivateRedis } from '@aifactory/testing';
 import { Redis } from 'ioredis';
 import { RateLimiter, rateLimitHeaders, type RateLimitOutcome } from './rate-limiter.js';
 
@@ -133,16 +133,7 @@ describe('RateLimiter when Redis fails', () => {
 
   beforeAll(async () => {
     server = await startPrivateRedis();
-    redis = new Redis(server.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 500,
-      lazyConnect: false,
-      retryStrategy: () => 50,
-    });
-    // This test stops Redis on purpose; the connection errors it reports are expected.
-    redis.on('error', () => undefined);
-    await untilReady(redis);
+    redis = await connectToPrivateRedis(server);
     rl = new RateLimiter({
       redis,
       keyPrefix: 'test:',
@@ -155,7 +146,7 @@ describe('RateLimiter when Redis fails', () => {
   afterAll(async () => {
     // Closing a client whose server is gone leaves ioredis waiting out its disconnect timer.
     await server.start();
-    await untilReady(redis);
+    await untilRedisReady(redis);
     await redis.quit();
     await server.stop();
   });
@@ -175,13 +166,9 @@ describe('RateLimiter when Redis fails', () => {
     await server.stop();
     expect((await rl.check('user-1', 'graphql:mutation', perMinute(5))).outcome).toBe('fail_open');
     await server.start();
-    await untilReady(redis);
+    await untilRedisReady(redis);
     expect(await rl.check('user-1', 'graphql:mutation', perMinute(5))).toMatchObject({ outcome: 'allowed', remaining: 4 });
     expect(await rl.check('user-1', 'graphql:mutation', perMinute(5))).toMatchObject({ outcome: 'allowed', remaining: 3 });
   });
 });
 
-function untilReady(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => redis.once('ready', () => resolve()));
-}

@@ -2,6 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { injectTraceContext } from '@aifactory/telemetry';
 import { AppError } from '@aifactory/errors';
 import { CORRELATION_HEADER, readBody, sendRestError, type RequestContext, type RouteHandler } from '@aifactory/http';
 import type { Principal } from '@aifactory/service-auth';
@@ -120,6 +121,21 @@ function callUpstream(ctx: RequestContext, call: UpstreamCall): Promise<Incoming
 }
 
 /** Streams the subgraph's answer through as it arrives: an export of many MB reaches the client while the subgraph still writes it. */
+/** The upstream's answer, or undefined when this call already answered (a refusal) or the client left. */
+async function callOrRefuse(ctx: RequestContext, call: UpstreamCall): Promise<IncomingMessage | undefined> {
+  try {
+    return await callUpstream(ctx, call);
+  } catch (error) {
+    // A client that left before the answer came aborted the call itself: nothing to answer, nothing failed.
+    if (ctx.res.destroyed) return undefined;
+    if (error instanceof AppError) {
+      refuse(ctx, error);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
 async function relay(ctx: RequestContext, response: IncomingMessage, relayed: readonly string[], subgraph: string): Promise<void> {
   for (const name of relayed) {
     const value = response.headers[name];
@@ -170,23 +186,15 @@ export function webhookForwarding(options: WebhookForwardingOptions): RouteHandl
       if (error instanceof AppError) return refuse(ctx, error);
       throw error;
     }
-    let response: IncomingMessage;
-    try {
-      response = await callUpstream(ctx, {
-        target: new URL(`${WEBHOOK_PREFIX}${provider}`, base),
-        method: 'POST',
-        headers: { ...webhookHeaders(ctx.req.headers), 'content-length': String(body.length), [CORRELATION_HEADER]: ctx.correlationId },
-        body,
-        timeoutMs: options.timeoutMs,
-        subgraph,
-      });
-    } catch (error) {
-      // A client that left before the answer came aborted the call itself: nothing to answer, nothing failed.
-      if (ctx.res.destroyed) return;
-      if (error instanceof AppError) return refuse(ctx, error);
-      throw error;
-    }
-    await relay(ctx, response, RELAYED_WEBHOOK_HEADERS, subgraph);
+    const response = await callOrRefuse(ctx, {
+      target: new URL(`${WEBHOOK_PREFIX}${provider}`, base),
+      method: 'POST',
+      headers: { ...webhookHeaders(ctx.req.headers), 'content-length': String(body.length), [CORRELATION_HEADER]: ctx.correlationId },
+      body,
+      timeoutMs: options.timeoutMs,
+      subgraph,
+    });
+    if (response) await relay(ctx, response, RELAYED_WEBHOOK_HEADERS, subgraph);
   };
 }
 
@@ -225,23 +233,18 @@ export function restForwarding(options: RestForwardingOptions): RouteHandler {
     for (const name of ['accept', 'content-type', 'content-length'] as const) {
       if (incoming[name] !== undefined) headers[name] = incoming[name];
     }
+    const trace: Record<string, string> = {};
+    injectTraceContext(trace);
+    Object.assign(headers, trace);
     const hasBody = incoming['content-length'] !== undefined || incoming['transfer-encoding'] !== undefined;
-    let response: IncomingMessage;
-    try {
-      response = await callUpstream(ctx, {
-        target: new URL(`${API_PREFIX}${rest}${ctx.url.search}`, base),
-        method: ctx.req.method ?? 'GET',
-        headers,
-        body: hasBody ? ctx.req : undefined,
-        timeoutMs: options.timeoutMs,
-        subgraph,
-      });
-    } catch (error) {
-      // A client that left before the answer came aborted the call itself: nothing to answer, nothing failed.
-      if (ctx.res.destroyed) return;
-      if (error instanceof AppError) return refuse(ctx, error);
-      throw error;
-    }
-    await relay(ctx, response, RELAYED_REST_HEADERS, subgraph);
+    const response = await callOrRefuse(ctx, {
+      target: new URL(`${API_PREFIX}${rest}${ctx.url.search}`, base),
+      method: ctx.req.method ?? 'GET',
+      headers,
+      body: hasBody ? ctx.req : undefined,
+      timeoutMs: options.timeoutMs,
+      subgraph,
+    });
+    if (response) await relay(ctx, response, RELAYED_REST_HEADERS, subgraph);
   };
 }

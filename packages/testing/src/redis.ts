@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Redis } from 'ioredis';
 
 /** The shared Redis; tests on it use their own key prefix and delete their keys. */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -12,6 +13,30 @@ export interface PrivateRedis {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty, and waits until it answers PING. */
   start(): Promise<void>;
+}
+
+/** Resolves once the client can run commands (a client built with enableOfflineQueue off refuses them before). */
+export function untilRedisReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => redis.once('ready', () => resolve()));
+}
+
+/**
+ * A client of a private Redis built the way services build theirs (fail fast
+ * while Redis is down, reconnect quickly), connected and ready.
+ */
+export async function connectToPrivateRedis(server: PrivateRedis): Promise<Redis> {
+  const redis = new Redis(server.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 500,
+    lazyConnect: false,
+    retryStrategy: () => 50,
+  });
+  // Tests stop this Redis on purpose; the connection errors it reports are expected.
+  redis.on('error', () => undefined);
+  await untilRedisReady(redis);
+  return redis;
 }
 
 const READY_TIMEOUT_MS = 10_000;
