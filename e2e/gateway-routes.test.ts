@@ -192,7 +192,7 @@ describe('gateway routes besides GraphQL', () => {
       });
 
       expect(res.status).toBe(403);
-      expect(res.body.error).toMatchObject({ code: 'BAD_REQUEST_ORIGIN_NOT_ALLOWED', correlationId: res.headers.get('x-correlation-id') });
+      expect(res.body.errors[0].extensions).toEqual({ code: 'BAD_REQUEST_ORIGIN_NOT_ALLOWED', correlationId: res.headers.get('x-correlation-id') });
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       await eventually(() => expect(requestLines(t, 'gateway', res.headers.get('x-correlation-id'))).toHaveLength(1));
       expect(t.subgraphHits()).toBe(hitsBefore);

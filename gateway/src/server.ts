@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
 import { closeRedis, connectNats, connectRedis, drainNats, natsCheck, redisCheck } from '@aifactory/backing-services';
 import { AppError } from '@aifactory/errors';
-import { createGraphQLErrorFormatter, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
+import { createGraphQLErrorFormatter, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
@@ -94,10 +94,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     return principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS);
   };
   const cors = new CorsPolicy(config.CORS_ALLOWED_ORIGINS);
-  const browserRoute =
+  /** A foreign Origin is refused in GraphQL's error shape, like every other refusal on /graphql. */
+  const browserGraphQLRoute =
     (handler: RouteHandler) =>
     async (ctx: RequestContext): Promise<void> => {
-      cors.apply(ctx);
+      try {
+        cors.apply(ctx);
+      } catch (error) {
+        ctx.failure = error;
+        sendGraphQLError(ctx.res, error, ctx.correlationId);
+        return;
+      }
       await handler(ctx);
     };
 
@@ -141,7 +148,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       timeoutMs: config.STATUS_TIMEOUT_MS,
     }),
     'OPTIONS /graphql': (ctx) => cors.preflight(ctx),
-    'POST /graphql': browserRoute(
+    'POST /graphql': browserGraphQLRoute(
       gatewayGraphQLRoute({
         authenticate,
         operations: new PreparedOperations(schema, {

@@ -68,11 +68,17 @@ function locationsOf(error: GraphQLError): { locations?: readonly SourceLocation
  */
 export class PreparedOperations {
   private readonly documents = new Map<string, ParsedDocument | DocumentProblem[]>();
+  private cachedChars = 0;
 
+  /**
+   * Bounded by entries and by the total length of the cached texts, so
+   * callers sending many distinct large documents cannot grow it without end.
+   */
   constructor(
     private readonly schema: GraphQLSchema,
     private readonly limits: OperationLimits,
     private readonly maxEntries = 2_000,
+    private readonly maxChars = 32 * 1024 * 1024,
   ) {}
 
   /** The operation to run, or DocumentRefused with every problem found. */
@@ -101,11 +107,14 @@ export class PreparedOperations {
         ? [{ code: 'GRAPHQL_TOKEN_LIMIT_EXCEEDED', message: `The document has more than ${this.limits.tokens} tokens` }]
         : [{ code: 'GRAPHQL_PARSE_FAILED', message: error.message, ...locationsOf(error) }];
     }
-    if (this.documents.size >= this.maxEntries) {
+    while (this.documents.size > 0 && (this.documents.size >= this.maxEntries || this.cachedChars + query.length > this.maxChars)) {
       const oldest = this.documents.keys().next();
-      if (!oldest.done) this.documents.delete(oldest.value);
+      if (oldest.done) break;
+      this.documents.delete(oldest.value);
+      this.cachedChars -= oldest.value.length;
     }
     this.documents.set(query, entry);
+    this.cachedChars += query.length;
     return entry;
   }
 
