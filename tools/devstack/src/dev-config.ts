@@ -18,6 +18,8 @@ export const devConfigSchema = z.object({
     .json(z.record(z.string(), z.array(z.string())))
     .default({ platform_admin: ['aifactory-platform-admins'], internal_developer: ['aifactory-developers'] }),
   LOG_LEVEL: env.logLevel(),
+  /** Per principal on the dev stack: high, so `npm run bench` against it measures the gateway, not the limiter. */
+  DEV_RATE_LIMIT_PER_MINUTE: env.positiveInt(1_000_000),
 });
 
 export type DevConfig = z.infer<typeof devConfigSchema>;

@@ -41,6 +41,12 @@ const wiring: PlatformWiring = {
   audience: config.DEV_IDP_AUDIENCE,
   roleGroups: config.PLATFORM_ROLE_GROUPS,
   logLevel: config.LOG_LEVEL,
+  gatewayOverrides: {
+    RATE_LIMITS: JSON.stringify({
+      default: { limit: config.DEV_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 },
+      webhooks: { limit: config.DEV_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 },
+    }),
+  },
 };
 const subgraphUrls: Record<string, string> = {};
 const services: ServiceSpec[] = SUBGRAPH_STARTERS.map(({ name, entry }, index) => {
