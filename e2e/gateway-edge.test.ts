@@ -5,7 +5,8 @@ import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
 const RENAME = 'mutation Rename($id: ID!, $name: String!) { renameOrganization(id: $id, name: $name) { id name } }';
-const HOUR = 3600;
+// Windows are aligned to the clock: a day-long one makes a test that straddles a boundary all but impossible.
+const WINDOW = 86_400;
 
 function linesFor(t: TestPlatform, correlationId: string | null) {
   return t.logs.lines().filter((line) => line.service === 'gateway' && line.correlationId === correlationId && typeof line.status === 'number');
@@ -17,9 +18,9 @@ describe('rate limits per principal and per operation', () => {
     t = await startTestPlatform({
       gatewayOverrides: {
         RATE_LIMITS: JSON.stringify({
-          default: { limit: 5, windowSeconds: HOUR },
-          operations: { Named: { limit: 2, windowSeconds: HOUR } },
-          webhooks: { limit: 3, windowSeconds: HOUR },
+          default: { limit: 5, windowSeconds: WINDOW },
+          operations: { Named: { limit: 2, windowSeconds: WINDOW } },
+          webhooks: { limit: 3, windowSeconds: WINDOW },
         }),
       },
     });
@@ -202,7 +203,7 @@ describe('error audit, metrics and traces', () => {
   beforeAll(async () => {
     // Registered before the platform starts, so the gateway and subgraphs in this process share it.
     tracing = startTracing({ serviceName: 'e2e', exporter: 'memory' });
-    t = await startTestPlatform({ gatewayOverrides: { RATE_LIMITS: JSON.stringify({ default: { limit: 2, windowSeconds: HOUR }, webhooks: { limit: 3, windowSeconds: HOUR } }) } });
+    t = await startTestPlatform({ gatewayOverrides: { RATE_LIMITS: JSON.stringify({ default: { limit: 2, windowSeconds: WINDOW }, webhooks: { limit: 3, windowSeconds: WINDOW } }) } });
   });
   afterAll(async () => {
     await t?.close();

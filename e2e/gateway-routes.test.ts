@@ -1,7 +1,8 @@
 import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
-const HOUR = 3600;
+// Windows are aligned to the clock: a day-long one makes a test that straddles a boundary all but impossible.
+const WINDOW = 86_400;
 const WEBHOOK_BODY_LIMIT = 256;
 const CONSOLE_ORIGIN = 'https://console.example.com';
 const SUBGRAPHS = ['appplatform', 'billing', 'evidence', 'gpuaas', 'iam', 'tokenfactory'];
@@ -44,7 +45,7 @@ describe('gateway routes besides GraphQL', () => {
         WEBHOOK_BODY_LIMIT_BYTES: String(WEBHOOK_BODY_LIMIT),
         // A second provider of billing's, so the rate-limit test has a per-source budget of its own.
         WEBHOOK_ROUTES: JSON.stringify({ stripe: 'billing', 'stripe-burst': 'billing' }),
-        RATE_LIMITS: JSON.stringify({ default: { limit: 1000, windowSeconds: HOUR }, webhooks: { limit: 2, windowSeconds: HOUR } }),
+        RATE_LIMITS: JSON.stringify({ default: { limit: 1000, windowSeconds: WINDOW }, webhooks: { limit: 2, windowSeconds: WINDOW } }),
       },
     });
   });
