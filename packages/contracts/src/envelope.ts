@@ -30,3 +30,14 @@ export const eventEnvelopeSchema = z.object({
 
 export type EventEnvelope = z.infer<typeof eventEnvelopeSchema>;
 export type Actor = z.infer<typeof actorSchema>;
+
+/**
+ * NATS headers every published event carries besides its JSON body. The msg
+ * id is the event id, so JetStream drops a republish within its duplicate
+ * window.
+ */
+export const EVENT_HEADERS = {
+  msgId: 'Nats-Msg-Id',
+  correlationId: 'X-Correlation-Id',
+  traceparent: 'traceparent',
+} as const;

@@ -1,1 +1,4 @@
 export * from './envelope.js';
+export * from './subjects.js';
+export * from './streams.js';
+export * from './events/index.js';

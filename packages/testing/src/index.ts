@@ -2,3 +2,4 @@ export * from './database.js';
 export * from './keys.js';
 export * from './logs.js';
 export * from './redis.js';
+export * from './nats.js';

@@ -1,0 +1,5 @@
+export { defineEvent, type EventDefinition, type EventKind } from './definition.js';
+export * from './iam.js';
+export * from './usage.js';
+export * from './status.js';
+export * from './registry.js';

@@ -1,0 +1,7 @@
+export { ensureStreams, type EnsuredStream, type StreamChange } from './streams.js';
+export { writeOutboxEvent, type OutboxEventInput, type OutboxWriteOptions } from './outbox-writer.js';
+export { OutboxRelay, type OutboxRelayOptions, type RelayCycle } from './relay.js';
+export { classifyPublishError, type PublishFailure } from './publish-failure.js';
+export { pruneOutbox, replayFailedEvents, type OutboxRetention, type ReplayFilter } from './outbox-maintenance.js';
+export { readOutboxSnapshot, type OutboxSnapshot } from './outbox-metrics.js';
+export type { Queryable } from './outbox-table.js';
