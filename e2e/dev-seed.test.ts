@@ -35,4 +35,25 @@ describe('dev seed', () => {
     expect(second).toEqual(first);
     expect(await snapshot()).toEqual(afterFirst);
   });
+
+  it('announces the organization it creates once, however often it runs', async () => {
+    const seeded = await runDevSeed(db.layout);
+    await runDevSeed(db.layout);
+    const admin = await db.admin();
+    const { rows } = await admin.query(
+      `SELECT type, aggregate_type, aggregate_id, aggregate_version, actor, payload FROM iam.outbox_events
+        WHERE aggregate_id = $1`,
+      [seeded.organizationId],
+    );
+    expect(rows).toEqual([
+      {
+        type: 'platform.iam.organization.created',
+        aggregate_type: 'organization',
+        aggregate_id: seeded.organizationId,
+        aggregate_version: 1,
+        actor: { type: 'system', id: 'iam-seed' },
+        payload: { id: seeded.organizationId, slug: 'demo', name: 'Demo Organization', billingCurrency: 'USD', status: 'active' },
+      },
+    ]);
+  });
 });

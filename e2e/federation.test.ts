@@ -1,4 +1,4 @@
-import { runDevSeed, type SeedResult } from '@aifactory/devstack';
+import type { SeedResult } from '@aifactory/devstack';
 import { InternalTokenSigner, loadSigningKey } from '@aifactory/service-auth';
 import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
@@ -12,7 +12,7 @@ describe('one request through the gateway', () => {
 
   beforeAll(async () => {
     t = await startTestPlatform();
-    seeded = await runDevSeed(t.db.layout);
+    seeded = await t.seed();
   });
   afterAll(async () => {
     await t?.close();

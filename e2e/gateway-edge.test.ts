@@ -1,4 +1,4 @@
-import { runDevSeed, type SeedResult } from '@aifactory/devstack';
+import type { SeedResult } from '@aifactory/devstack';
 import { startPrivateRedis, type PrivateRedis } from '@aifactory/testing';
 import { startTracing, type Tracing } from '@aifactory/telemetry';
 import { eventually } from './support/eventually.js';
@@ -108,7 +108,7 @@ describe('idempotency keys on mutations', () => {
   let seeded: SeedResult;
   beforeAll(async () => {
     t = await startTestPlatform();
-    seeded = await runDevSeed(t.db.layout);
+    seeded = await t.seed();
   });
   afterAll(async () => {
     await t?.close();
@@ -167,7 +167,7 @@ describe('idempotency keys on mutations', () => {
   it('never stores an answer that reveals a secret: its replay says the secret was already shown', async () => {
     const secretive = await startTestPlatform({ gatewayOverrides: { IDEMPOTENCY_SECRET_FIELDS: 'Mutation.renameOrganization' } });
     try {
-      const seededHere = await runDevSeed(secretive.db.layout);
+      const seededHere = await secretive.seed();
       const call = async () =>
         secretive.graphql({
           query: RENAME,

@@ -7,7 +7,15 @@ import { createInterface } from 'node:readline';
 import { generateAssertionKey, signAssertion, startJwksServer, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { REPO_ROOT } from '@aifactory/devstack';
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
-import { createTestDatabase, tempKeyDir, TEST_REDIS_URL, type TempKeys, type TestDatabase } from '@aifactory/testing';
+import {
+  createTestDatabase,
+  deleteEventStreams,
+  tempKeyDir,
+  TEST_REDIS_URL,
+  uniqueEventSubjectPrefix,
+  type TempKeys,
+  type TestDatabase,
+} from '@aifactory/testing';
 import { eventually } from './support/eventually.js';
 import { deleteRedisKeys } from './support/test-platform.js';
 
@@ -132,6 +140,8 @@ describe('service processes', () => {
   describe('a running subgraph', () => {
     let db: TestDatabase;
     let keys: TempKeys;
+    // The subgraph declares its event streams at start: under this run's prefix, deleted afterwards.
+    const eventSubjectPrefix = uniqueEventSubjectPrefix();
     beforeAll(async () => {
       db = await createTestDatabase({ subgraphs: ['iam'] });
       keys = await tempKeyDir();
@@ -139,6 +149,7 @@ describe('service processes', () => {
     afterAll(async () => {
       await keys?.cleanup();
       await db?.drop();
+      await deleteEventStreams(eventSubjectPrefix);
     });
 
     it('shuts down cleanly on SIGTERM', async () => {
@@ -147,7 +158,13 @@ describe('service processes', () => {
       const started = new Promise<void>((resolve) => (listening = resolve));
       const iam = runNode(
         'subgraphs/iam/dist/main.js',
-        { PORT: '0', DATABASE_URL: db.appUrl('iam'), DB_POOL_SIZE: '1', INTERNAL_JWT_PUBLIC_KEY_FILES: files.publicKeyFile },
+        {
+          PORT: '0',
+          DATABASE_URL: db.appUrl('iam'),
+          DB_POOL_SIZE: '1',
+          INTERNAL_JWT_PUBLIC_KEY_FILES: files.publicKeyFile,
+          EVENT_SUBJECT_PREFIX: eventSubjectPrefix,
+        },
         (line) => line.includes('subgraph listening') && listening(),
       );
       await started;
@@ -165,7 +182,14 @@ describe('service processes', () => {
       const listening = deferred<string>();
       const iam = runNode(
         'subgraphs/iam/dist/main.js',
-        { PORT: '0', DATABASE_URL: db.appUrl('iam'), DB_POOL_SIZE: '2', INTERNAL_JWT_PUBLIC_KEY_FILES: files.publicKeyFile, SHUTDOWN_GRACE_MS: '10000' },
+        {
+          PORT: '0',
+          DATABASE_URL: db.appUrl('iam'),
+          DB_POOL_SIZE: '2',
+          INTERNAL_JWT_PUBLIC_KEY_FILES: files.publicKeyFile,
+          SHUTDOWN_GRACE_MS: '10000',
+          EVENT_SUBJECT_PREFIX: eventSubjectPrefix,
+        },
         onListening('subgraph listening', listening),
       );
       // An exclusive lock on the table holds the organizations query in Postgres for as long as this test wants.

@@ -1,9 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { generateAssertionKey, startJwksServer, signAssertion, type AssertionClaims, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
-import { startPlatform, type PlatformWiring, type RunningPlatform } from '@aifactory/devstack';
+import { runDevSeed, startPlatform, type PlatformWiring, type RunningPlatform, type SeedResult } from '@aifactory/devstack';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs, createTestDatabase, tempKeyDir, TEST_REDIS_URL, type CapturedLogs, type TestDatabase, type TempKeys } from '@aifactory/testing';
+import {
+  captureLogs,
+  createTestDatabase,
+  deleteEventStreams,
+  tempKeyDir,
+  TEST_REDIS_URL,
+  uniqueEventSubjectPrefix,
+  type CapturedLogs,
+  type TestDatabase,
+  type TempKeys,
+} from '@aifactory/testing';
 
 export const ISSUER = 'https://authenticate.test.localhost';
 export const AUDIENCE = 'aifactory.test.localhost';
@@ -36,6 +46,10 @@ export interface TestPlatform {
   /** GraphQL requests that reached any subgraph, from the subgraphs' own request logs. */
   subgraphHits(): number;
   redisKeyPrefix: string;
+  /** Every subject this platform publishes starts with `<prefix>.`, in streams named `<PREFIX>_...`; close() deletes them. */
+  eventSubjectPrefix: string;
+  /** The dev seed on this platform's database, its events under this platform's prefix. */
+  seed(): Promise<SeedResult>;
   close(): Promise<void>;
 }
 
@@ -63,6 +77,7 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
 
 export async function startTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
   const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
+  const eventSubjectPrefix = uniqueEventSubjectPrefix();
   const db = await createTestDatabase();
   const keys = await tempKeyDir();
   const internalKeyFiles = await keys.ed25519('internal');
@@ -71,7 +86,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
   const logs = captureLogs();
   const wiring: PlatformWiring = {
     layout: db.layout,
-    poolSize: 2,
+    // With each subgraph's relay LISTEN connection, 2 per subgraph (README: connection budget).
+    poolSize: 1,
     internalPrivateKeyFile: internalKeyFiles.privateKeyFile,
     internalPublicKeyFiles: [internalKeyFiles.publicKeyFile],
     jwksUrl: jwks.url,
@@ -81,12 +97,14 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     logLevel: 'info',
     jwksCooldownMs: 1,
     redisKeyPrefix,
+    eventSubjectPrefix,
     gatewayOverrides: { REDIS_URL: TEST_REDIS_URL, ...options.gatewayOverrides },
   };
   let platform: RunningPlatform;
   try {
     platform = await startPlatform(wiring, (service) => createLogger({ service, level: 'info', destination: logs.destination }));
   } catch (error) {
+    await deleteEventStreams(eventSubjectPrefix);
     await jwks.close();
     await keys.cleanup();
     await db.drop();
@@ -121,9 +139,12 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     subgraphHits: () =>
       logs.lines().filter((line) => SUBGRAPH_NAMES.has(line.service) && REQUEST_LINES.has(line.msg) && line.path === '/graphql').length,
     redisKeyPrefix,
+    eventSubjectPrefix,
+    seed: () => runDevSeed(db.layout, { eventSubjectPrefix }),
     close: async () => {
       await platform.close();
       await deleteRedisKeys(redisKeyPrefix);
+      await deleteEventStreams(eventSubjectPrefix);
       await jwks.close();
       await keys.cleanup();
       await db.drop();

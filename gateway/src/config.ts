@@ -82,6 +82,12 @@ export const gatewayConfigSchema = z.object({
   UPSTREAM_TIMEOUT_MS: env.positiveInt(30_000),
   /** Each dependency probe of /status gives up after this long. */
   STATUS_TIMEOUT_MS: env.positiveInt(2_000),
+  /** Prefixes every event subject and stream name, so a test's events never meet a stack's. */
+  EVENT_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_]+$/).optional(),
+  /** Events waiting for one subscriber before it is disconnected as too slow. */
+  SUBSCRIPTION_MAX_PENDING_EVENTS: env.positiveInt(100),
+  /** Unsent bytes on one subscriber's socket before it is disconnected as too slow. */
+  SUBSCRIPTION_MAX_BUFFERED_BYTES: env.positiveInt(1024 * 1024),
   OTEL_TRACES_EXPORTER: z.enum(['none', 'otlp']).default('none'),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.url().optional(),
   SHUTDOWN_GRACE_MS: env.positiveInt(10_000),

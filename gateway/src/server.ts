@@ -5,7 +5,8 @@ import { AppError } from '@aifactory/errors';
 import { createGraphQLErrorFormatter, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
-import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
+import { hasPlatformRole, InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
+import { streamDeclarations } from '@aifactory/contracts';
 import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry';
 import { ASSERTION_HEADER, PomeriumVerifier } from './auth/pomerium.js';
 import { principalFromIdentity } from './auth/principal.js';
@@ -20,17 +21,25 @@ import { explorerRoutes } from './routes/explorer.js';
 import { restForwarding, webhookForwarding } from './routes/forwarding.js';
 import { statusRoute } from './routes/status.js';
 import { SubgraphSource } from './subgraph-source.js';
+import { EventFeeds } from './subscriptions/event-feed.js';
+import { streamCarrying } from './subscriptions/streams.js';
+import { SubscriptionEngine, type SubscriptionAuthorizer } from './subscriptions/subscription-engine.js';
+import { attachSubscriptionServer } from './subscriptions/subscription-server.js';
 
 export interface RunningGateway {
   url: string;
   port: number;
   metrics: ServiceMetrics;
+  /** Subjects with a live JetStream consumer for subscribers. */
+  feeds: EventFeeds;
   /** Shutdown in seed 004's order: stop taking requests and finish in-flight ones, drain NATS, close Redis, close the HTTP server. */
   close(): Promise<void>;
 }
 
 export interface GatewayOptions {
   clock?: Clock;
+  /** Replaces the per-event subscription check (tests; the IAM issue fills it with memberships). */
+  authorizeSubscription?: SubscriptionAuthorizer;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -130,6 +139,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     return url ? new URL(url).origin : undefined;
   };
 
+  const operations = new PreparedOperations(schema, {
+    depth: config.GRAPHQL_MAX_DEPTH,
+    height: config.GRAPHQL_MAX_HEIGHT,
+    aliases: config.GRAPHQL_MAX_ALIASES,
+    rootFields: config.GRAPHQL_MAX_ROOT_FIELDS,
+    tokens: config.GRAPHQL_MAX_TOKENS,
+  });
+  const formatError = createGraphQLErrorFormatter(logger);
+
   const routes: Routes = {
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok' }),
     'GET /readyz': ({ res }) => {
@@ -151,13 +169,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     'POST /graphql': browserGraphQLRoute(
       gatewayGraphQLRoute({
         authenticate,
-        operations: new PreparedOperations(schema, {
-          depth: config.GRAPHQL_MAX_DEPTH,
-          height: config.GRAPHQL_MAX_HEIGHT,
-          aliases: config.GRAPHQL_MAX_ALIASES,
-          rootFields: config.GRAPHQL_MAX_ROOT_FIELDS,
-          tokens: config.GRAPHQL_MAX_TOKENS,
-        }),
+        operations,
         schema,
         executor,
         limiter,
@@ -166,7 +178,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         secretFields: new Set(config.IDEMPOTENCY_SECRET_FIELDS),
         bodyLimitBytes: config.BODY_LIMIT_BYTES,
         logger,
-        formatError: createGraphQLErrorFormatter(logger),
+        formatError,
       }),
     ),
     ...(await explorerRoutes(schema, authenticate)),
@@ -224,6 +236,32 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     config.PORT,
     config.HOST,
   );
+  const feeds = new EventFeeds(nats, streamCarrying(streamDeclarations({ subjectPrefix: config.EVENT_SUBJECT_PREFIX })), logger);
+  const subscriptions = attachSubscriptionServer({
+    server: http.server,
+    path: '/graphql',
+    schema,
+    operations,
+    engine: new SubscriptionEngine({
+      gateway,
+      feeds,
+      // Until IAM memberships exist, the principal's platform roles decide, as they do for queries (iam shows organizations to platform admins only).
+      authorize: options.authorizeSubscription ?? ((principal) => hasPlatformRole(principal, 'platform_admin')),
+      formatError,
+      logger,
+      maxPendingEvents: config.SUBSCRIPTION_MAX_PENDING_EVENTS,
+    }),
+    cors,
+    authenticate: async (headers) => {
+      if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
+      const header = headers[ASSERTION_HEADER];
+      const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
+      return { principal: principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS), expiresAtMs: identity.exp * 1000 };
+    },
+    subjectPrefix: config.EVENT_SUBJECT_PREFIX,
+    maxBufferedBytes: config.SUBSCRIPTION_MAX_BUFFERED_BYTES,
+    logger,
+  });
   logger.info({ url: http.url }, 'gateway listening');
 
   let closing: Promise<void> | undefined;
@@ -231,10 +269,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     url: http.url,
     port: http.port,
     metrics,
+    feeds,
     close: () => {
       closing ??= (async () => {
         stopLoading.abort();
+        await subscriptions.close();
         await http.drain();
+        await feeds.close();
         await drainNats(nats);
         await closeRedis(redis);
         await http.close();

@@ -9,6 +9,8 @@ export const ASSERTION_HEADER = 'x-pomerium-jwt-assertion';
 const identityClaims = z.object({
   iss: z.string(),
   sub: z.string().min(1),
+  /** Seconds since the epoch; a subscription is ended when its assertion expires. */
+  exp: z.number(),
   email: z.string().optional(),
   name: z.string().optional(),
   groups: z.array(z.string()).default([]),

@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   GRAPHQL_ROOT_FIELD_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
   GRAPHQL_TOKEN_LIMIT_EXCEEDED: { class: 'validation', http: 400 },
   GRAPHQL_INTROSPECTION_FORBIDDEN: { class: 'authz', http: 403 },
+  SUBSCRIPTION_CLIENT_TOO_SLOW: { class: 'validation', http: 429 },
+  SUBSCRIPTION_SOURCE_UNAVAILABLE: { class: 'retryable_infra', http: 503 },
   // Edge policies.
   RATE_LIMIT_EXCEEDED: { class: 'validation', http: 429 },
   IDEMPOTENCY_KEY_INVALID: { class: 'validation', http: 400 },
@@ -52,6 +54,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { class: 'validation', http: 404 },
   AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
   AUTH_FORBIDDEN: { class: 'authz', http: 403 },
+  AUTH_CREDENTIAL_EXPIRED: { class: 'authn', http: 401 },
   INTERNAL_AUTH_UNAUTHENTICATED: { class: 'authn', http: 401 },
   RESOURCE_CONFLICT: { class: 'validation', http: 409 },
   DATABASE_UNAVAILABLE: { class: 'retryable_infra', http: 503 },

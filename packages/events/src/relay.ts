@@ -35,6 +35,12 @@ export interface OutboxRelayOptions {
   publishTimeoutMs?: number;
   /** Replaces Math.random for the poll jitter (tests). */
   random?: () => number;
+  /**
+   * Tests: the relay publishes only subjects under `<prefix>.`; any other row
+   * is refused like a JetStream rejection, so a row written without the run's
+   * prefix never reaches a shared server's real streams. Empty: no check.
+   */
+  subjectPrefix?: string;
 }
 
 /** What one claim-publish-mark cycle did. */
@@ -91,6 +97,7 @@ export class OutboxRelay {
       retryMaxMs: 5 * 60_000,
       publishTimeoutMs: 5_000,
       random: Math.random,
+      subjectPrefix: '',
       ...options,
     };
     // Refuses a schema name that is not a plain identifier before anything runs.
@@ -206,6 +213,10 @@ export class OutboxRelay {
   }
 
   private async publish(row: OutboxRow): Promise<PublishOutcome> {
+    const { subjectPrefix } = this.options;
+    if (subjectPrefix !== '' && !row.subject.startsWith(`${subjectPrefix}.`)) {
+      return { kind: 'rejected', reason: `subject ${row.subject} is outside this relay's prefix ${subjectPrefix}` };
+    }
     const h = headers();
     h.set(EVENT_HEADERS.correlationId, row.correlation_id);
     if (row.traceparent) h.set(EVENT_HEADERS.traceparent, row.traceparent);

@@ -1,4 +1,5 @@
 import { env, z } from '@aifactory/config';
+import { SUBJECT_PREFIX_PATTERN } from '@aifactory/contracts';
 
 /**
  * What every subgraph process needs. A subgraph extends this with its own
@@ -21,6 +22,16 @@ export const subgraphConfigSchema = z.object({
   NATS_URL: env.list().default(['nats://127.0.0.1:4222']),
   NATS_USER: z.string().min(1).optional(),
   NATS_PASSWORD: z.string().min(1).optional(),
+  /**
+   * Empty in every real environment. Tests set one of their own: every subject
+   * written to the outbox and every stream declared at start (its name too)
+   * carries it, so a test run never publishes into another stack's streams.
+   */
+  EVENT_SUBJECT_PREFIX: z
+    .union([z.literal(''), z.string().regex(SUBJECT_PREFIX_PATTERN, 'must be one lowercase token (a-z, 0-9, _), at most 32 characters')])
+    .default(''),
+  /** Published outbox events are deleted this long after publication (default a week); pending and failed ones never. */
+  OUTBOX_RETENTION_HOURS: env.positiveInt(168),
   /** Each dependency probe of /readyz gives up after this long. */
   READINESS_TIMEOUT_MS: env.positiveInt(2_000),
   OTEL_TRACES_EXPORTER: z.enum(['none', 'otlp']).default('none'),
@@ -35,6 +46,8 @@ export const databaseConfigSchema = subgraphConfigSchema.pick({
   DATABASE_URL: true,
   DATABASE_SCHEMA: true,
   DB_POOL_SIZE: true,
+  // A seed's domain code writes outbox events too, under the same prefix as the services.
+  EVENT_SUBJECT_PREFIX: true,
 });
 
 export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;

@@ -26,6 +26,8 @@ export function createPool(options: PoolOptions): pg.Pool {
 export interface Database<TClient> {
   prisma: TClient;
   pool: pg.Pool;
+  /** The Postgres schema the pool's search_path pins: the subgraph's own, holding its outbox. */
+  schema: string;
   /** Proves the app role can still reach its schema. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ export function openDatabase<TClient extends { $disconnect(): Promise<void> }>(
   return {
     prisma,
     pool,
+    schema: options.schema,
     ping: async () => {
       await pool.query('SELECT 1');
     },

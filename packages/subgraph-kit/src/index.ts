@@ -4,3 +4,4 @@ export * from './server.js';
 export * from './main.js';
 export * from './scalars.js';
 export * from './http-routes.js';
+export { actorOf, Outbox, type OutboxSource, type RawSqlTransaction } from './outbox.js';

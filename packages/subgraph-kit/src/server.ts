@@ -23,7 +23,9 @@ import {
   type VerifiedInternalCall,
 } from '@aifactory/service-auth';
 import type { SubgraphConfig } from './config.js';
+import type { Database } from './database.js';
 import { subgraphHttpRoutes, type SubgraphHttpRoute } from './http-routes.js';
+import { startOutboxRelay, type OutboxSource, type RunningOutboxRelay } from './outbox.js';
 
 export interface SubgraphContext extends BaseContext {
   principal: Principal;
@@ -45,6 +47,8 @@ export interface SubgraphDefinition<TContext extends SubgraphContext> {
   httpRoutes?: SubgraphHttpRoute[];
   /** Closes the subgraph's pools; shutdown calls it after draining NATS and before closing the HTTP server. */
   closePools?: () => Promise<void>;
+  /** The subgraph's outbox: while it serves, a relay publishes it into JetStream and prunes what was published. */
+  outbox?: OutboxSource;
 }
 
 export interface RunningSubgraph extends RunningHttpServer {
@@ -87,6 +91,44 @@ export async function startSubgraph<TContext extends SubgraphContext>(
     ...(config.NATS_PASSWORD ? { pass: config.NATS_PASSWORD } : {}),
     logger,
   });
+  let relay: RunningOutboxRelay | undefined;
+  try {
+    if (definition.outbox) {
+      relay = await startOutboxRelay({
+        source: definition.outbox,
+        nc: nats,
+        logger,
+        metrics,
+        subjectPrefix: config.EVENT_SUBJECT_PREFIX,
+        retentionMs: config.OUTBOX_RETENTION_HOURS * 60 * 60 * 1000,
+      });
+    }
+    return await serve(definition, config, logger, { verifier, tracing, metrics, redis, nats, relay });
+  } catch (error) {
+    // A start that fails half way lets go of what it holds, so the caller can close its pools and exit.
+    await relay?.stop();
+    await drainNats(nats);
+    await closeRedis(redis);
+    await tracing.shutdown();
+    throw error;
+  }
+}
+
+interface Connected {
+  verifier: InternalTokenVerifier;
+  tracing: ReturnType<typeof startTracing>;
+  metrics: ServiceMetrics;
+  redis: ReturnType<typeof connectRedis>;
+  nats: Awaited<ReturnType<typeof connectNats>>;
+  relay: RunningOutboxRelay | undefined;
+}
+
+async function serve<TContext extends SubgraphContext>(
+  definition: SubgraphDefinition<TContext>,
+  config: SubgraphConfig,
+  logger: Logger,
+  { verifier, tracing, metrics, redis, nats, relay }: Connected,
+): Promise<RunningSubgraph> {
   const apollo = new ApolloServer<TContext>({
     schema: buildSubgraphSchema({ typeDefs: definition.typeDefs, resolvers: definition.resolvers as GraphQLResolverMap<unknown> }),
     includeStacktraceInErrorResponses: false,
@@ -150,9 +192,12 @@ export async function startSubgraph<TContext extends SubgraphContext>(
     name: definition.name,
     metrics,
     // Seed 004's order: stop taking requests and finish in-flight ones, drain NATS, close pools, close the HTTP server.
+    // The relay stops in between: after the last request's writes, while the NATS connection and pool it uses are open.
+    // Rows it has not reached stay pending for the next start (or another instance's relay).
     close: () => {
       closing ??= (async () => {
         await http.drain();
+        await relay?.stop();
         await drainNats(nats);
         await definition.closePools?.();
         await closeRedis(redis);
@@ -167,16 +212,21 @@ export async function startSubgraph<TContext extends SubgraphContext>(
 
 /**
  * Starts a subgraph over a database it then owns: readiness pings the
- * database, and shutdown closes its pool in seed 004's order.
+ * database, its schema's outbox is relayed while it serves, and shutdown
+ * closes its pool in seed 004's order.
  */
 export async function serveSubgraphWithDatabase<TContext extends SubgraphContext>(
-  definition: Omit<SubgraphDefinition<TContext>, 'ready'>,
-  database: { ping(): Promise<void>; close(): Promise<void> },
+  definition: Omit<SubgraphDefinition<TContext>, 'ready' | 'closePools' | 'outbox'>,
+  database: Pick<Database<unknown>, 'pool' | 'schema' | 'ping' | 'close'>,
   config: SubgraphConfig,
   logger: Logger,
 ): Promise<RunningSubgraph> {
   try {
-    return await startSubgraph({ ...definition, ready: database.ping, closePools: database.close }, config, logger);
+    return await startSubgraph(
+      { ...definition, ready: database.ping, closePools: database.close, outbox: { pool: database.pool, schema: database.schema } },
+      config,
+      logger,
+    );
   } catch (error) {
     await database.close();
     throw error;

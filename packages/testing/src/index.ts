@@ -3,3 +3,4 @@ export * from './keys.js';
 export * from './logs.js';
 export * from './redis.js';
 export * from './nats.js';
+export * from './event-streams.js';

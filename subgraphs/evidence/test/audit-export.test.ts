@@ -2,7 +2,7 @@ import { parseConfig } from '@aifactory/config';
 import { createLogger } from '@aifactory/logging';
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import type { StartedService } from '@aifactory/subgraph-kit';
-import { createTestDatabase, tempKeyDir, type TempKeys, type TestDatabase } from '@aifactory/testing';
+import { createTestDatabase, deleteEventStreams, tempKeyDir, uniqueEventSubjectPrefix, type TempKeys, type TestDatabase } from '@aifactory/testing';
 import { evidenceConfigSchema } from '../src/config.js';
 import { AUDIT_EXPORT_COLUMNS, AUDIT_EXPORT_PAGE_SIZE } from '../src/domain/audit-export.js';
 import { startEvidenceSubgraph } from '../src/server.js';
@@ -17,6 +17,8 @@ describe('GET /api/audit-events.csv', () => {
   let keys: TempKeys;
   let evidence: StartedService;
   let signer: InternalTokenSigner;
+  // The subgraph declares its event streams at start: under this run's prefix, deleted afterwards.
+  const eventSubjectPrefix = uniqueEventSubjectPrefix();
 
   beforeAll(async () => {
     db = await createTestDatabase({ subgraphs: ['evidence'] });
@@ -30,6 +32,7 @@ describe('GET /api/audit-events.csv', () => {
       DB_POOL_SIZE: '2',
       INTERNAL_JWT_PUBLIC_KEY_FILES: internal.publicKeyFile,
       SHUTDOWN_GRACE_MS: '1000',
+      EVENT_SUBJECT_PREFIX: eventSubjectPrefix,
     });
     evidence = await startEvidenceSubgraph(config, createLogger({ service: 'evidence', level: 'silent' }));
 
@@ -48,6 +51,7 @@ describe('GET /api/audit-events.csv', () => {
     await evidence?.close();
     await db?.drop();
     await keys?.cleanup();
+    await deleteEventStreams(eventSubjectPrefix);
   });
 
   const exportAs = async (principal?: Principal) => {

@@ -5,7 +5,8 @@ export const devConfigSchema = z.object({
   DATABASE_ADMIN_URL: env.url().default('postgresql://postgres@127.0.0.1:5432/postgres'),
   DATABASE_NAME: env.identifier().default('aifactory'),
   DB_ROLE_PREFIX: z.string().regex(/^[a-z][a-z0-9_]{0,20}_$/).default('aif_'),
-  DB_POOL_SIZE: env.positiveInt(5),
+  /** Per subgraph; with its outbox relay's LISTEN connection that is 5 each (README: connection budget). */
+  DB_POOL_SIZE: env.positiveInt(4),
   GATEWAY_PORT: env.port(4000),
   /** Subgraphs listen on consecutive ports from here, in supergraph.yaml's order. */
   SUBGRAPH_BASE_PORT: env.port(4001),

@@ -1,6 +1,6 @@
 import { parseConfig } from '@aifactory/config';
 import { gatewayConfigSchema } from '@aifactory/gateway/config';
-import { startGateway } from '@aifactory/gateway/server';
+import { startGateway, type RunningGateway } from '@aifactory/gateway/server';
 import type { Logger } from '@aifactory/logging';
 import { subgraphConfigSchema, type StartedService } from '@aifactory/subgraph-kit';
 import { SUBGRAPH_STARTERS } from './subgraphs.js';
@@ -8,6 +8,7 @@ import { gatewayEnvironment, subgraphEnvironment, type PlatformWiring } from './
 
 export interface RunningPlatform {
   gatewayUrl: string;
+  gateway: RunningGateway;
   subgraphUrls: Record<string, string>;
   close(): Promise<void>;
 }
@@ -33,7 +34,7 @@ export async function startPlatform(wiring: PlatformWiring, loggerFor: (service:
     const gatewayConfig = parseConfig(gatewayConfigSchema, gatewayEnvironment(wiring, 0, subgraphUrls));
     const gateway = await startGateway(gatewayConfig, loggerFor('gateway'));
     started.push(gateway);
-    return { gatewayUrl: gateway.url, subgraphUrls, close: closeAll };
+    return { gatewayUrl: gateway.url, gateway, subgraphUrls, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

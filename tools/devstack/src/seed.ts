@@ -14,10 +14,15 @@ export interface SeedResult {
   accountIds: string[];
 }
 
-async function runSeedStep(subgraph: string, layout: DatabaseLayout, args: string[] = []): Promise<unknown> {
-  const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'subgraphs', subgraph, 'dist', 'seed', 'cli.js'), ...args], {
-    env: { ...process.env, DATABASE_URL: appDatabaseUrl(layout, subgraph), DB_POOL_SIZE: '1', LOG_LEVEL: 'warn' },
-  });
+export interface SeedOptions {
+  /** The platform's EVENT_SUBJECT_PREFIX: the events a seed writes must reach the same streams as the services'. */
+  eventSubjectPrefix?: string;
+}
+
+async function runSeedStep(subgraph: string, layout: DatabaseLayout, options: SeedOptions, args: string[] = []): Promise<unknown> {
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: appDatabaseUrl(layout, subgraph), DB_POOL_SIZE: '1', LOG_LEVEL: 'warn' };
+  if (options.eventSubjectPrefix !== undefined) env.EVENT_SUBJECT_PREFIX = options.eventSubjectPrefix;
+  const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'subgraphs', subgraph, 'dist', 'seed', 'cli.js'), ...args], { env });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
 }
 
@@ -26,9 +31,9 @@ async function runSeedStep(subgraph: string, layout: DatabaseLayout, args: strin
  * Each step runs the owning subgraph's own domain code under its own database
  * role, never SQL across schemas; every step is idempotent.
  */
-export async function runDevSeed(layout: DatabaseLayout): Promise<SeedResult> {
-  const hierarchy = (await runSeedStep('iam', layout)) as Omit<SeedResult, 'accountIds'>;
-  const billing = (await runSeedStep('billing', layout, [
+export async function runDevSeed(layout: DatabaseLayout, options: SeedOptions = {}): Promise<SeedResult> {
+  const hierarchy = (await runSeedStep('iam', layout, options)) as Omit<SeedResult, 'accountIds'>;
+  const billing = (await runSeedStep('billing', layout, options, [
     '--organization',
     hierarchy.organizationId,
     '--currency',

@@ -15,6 +15,12 @@ export interface PlatformWiring {
   jwksCooldownMs?: number;
   /** Keeps this platform's Redis keys apart from any other stack or test on the same Redis. */
   redisKeyPrefix?: string;
+  /**
+   * Keeps this platform's events apart on a shared NATS: every subgraph
+   * publishes under `<prefix>.` into streams named `<PREFIX>_...`. Tests set
+   * one per run; the dev stack leaves it out.
+   */
+  eventSubjectPrefix?: string;
   /** Extra gateway variables (limits, rate-limit rules) for tests and benchmarks. */
   gatewayOverrides?: Record<string, string>;
 }
@@ -24,7 +30,7 @@ export interface PlatformWiring {
  * very same records, so tests and the dev stack share one config path.
  */
 export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, port: number): Record<string, string> {
-  return {
+  const environment: Record<string, string> = {
     PORT: String(port),
     LOG_LEVEL: wiring.logLevel,
     DATABASE_URL: appDatabaseUrl(wiring.layout, subgraph),
@@ -32,6 +38,8 @@ export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, po
     INTERNAL_JWT_PUBLIC_KEY_FILES: wiring.internalPublicKeyFiles.join(','),
     SHUTDOWN_GRACE_MS: '5000',
   };
+  if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
+  return environment;
 }
 
 export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgraphUrls: Record<string, string>): Record<string, string> {
@@ -48,5 +56,7 @@ export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgrap
   };
   if (wiring.jwksCooldownMs !== undefined) environment.POMERIUM_JWKS_COOLDOWN_MS = String(wiring.jwksCooldownMs);
   if (wiring.redisKeyPrefix !== undefined) environment.REDIS_KEY_PREFIX = wiring.redisKeyPrefix;
+  // The gateway reads the events the subgraphs publish: the same prefix, the same streams.
+  if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
   return { ...environment, ...wiring.gatewayOverrides };
 }

@@ -17,7 +17,7 @@ export const resolvers: GraphQLResolverMap<IamContext> = {
     organization: (_root, args: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, args.id),
   },
   Mutation: {
-    renameOrganization: (_root, args: { id: string; name: string }, ctx: IamContext) => ctx.hierarchy.renameOrganization(ctx.principal, args),
+    renameOrganization: (_root, args: { id: string; name: string }, ctx: IamContext) => ctx.hierarchy.renameOrganization(ctx, args),
   },
   Organization: {
     __resolveReference: (ref: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, ref.id),

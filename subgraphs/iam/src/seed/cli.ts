@@ -1,5 +1,5 @@
 import { loadConfigOrExit } from '@aifactory/config';
-import { databaseConfigSchema } from '@aifactory/subgraph-kit';
+import { databaseConfigSchema, Outbox } from '@aifactory/subgraph-kit';
 import { openIamDatabase } from '../data/database.js';
 import { HierarchyStore } from '../data/hierarchy.js';
 import { HierarchyService } from '../domain/hierarchy.js';
@@ -9,7 +9,8 @@ import { seedDemoHierarchy } from './demo.js';
 const config = loadConfigOrExit(databaseConfigSchema, 'iam seed');
 const database = openIamDatabase(config);
 try {
-  const seeded = await seedDemoHierarchy(new HierarchyService(new HierarchyStore(database.prisma)));
+  const outbox = new Outbox({ schema: database.schema, subjectPrefix: config.EVENT_SUBJECT_PREFIX });
+  const seeded = await seedDemoHierarchy(new HierarchyService(new HierarchyStore(database.prisma), outbox));
   process.stdout.write(`${JSON.stringify(seeded)}\n`);
 } finally {
   await database.close();

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { HierarchyService } from '../domain/hierarchy.js';
+import type { EventOrigin } from '../domain/organization-events.js';
 
 /** The demo tenant the dev stack starts with (README quick start). */
 export const DEMO_HIERARCHY = {
@@ -16,7 +18,9 @@ export interface SeededHierarchy {
 
 /** Idempotent: each step finds the row by its slug before creating it. */
 export async function seedDemoHierarchy(hierarchy: HierarchyService): Promise<SeededHierarchy> {
-  const organization = await hierarchy.ensureOrganization(DEMO_HIERARCHY.organization);
+  // No request behind a seed: the system is the actor, and each run has a correlation id of its own.
+  const origin: EventOrigin = { actor: { type: 'system', id: 'iam-seed' }, correlationId: `seed-${randomUUID()}` };
+  const organization = await hierarchy.ensureOrganization(origin, DEMO_HIERARCHY.organization);
   const department = await hierarchy.ensureDepartment({ organizationId: organization.id, ...DEMO_HIERARCHY.department });
   const project = await hierarchy.ensureProject({ departmentId: department.id, ...DEMO_HIERARCHY.project });
   return {

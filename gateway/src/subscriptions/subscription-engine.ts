@@ -1,0 +1,202 @@
+import { buildOperationContext, executeQueryPlan, type ApolloGateway, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
+import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
+import { operationFromDocument } from '@apollo/federation-internals';
+import type { FetchNode, PlanNode, QueryPlan, QueryPlanner } from '@apollo/query-planner';
+import { Kind, parse, type ExecutionResult, type FieldNode, type GraphQLFormattedError, type GraphQLSchema, type SelectionSetNode } from 'graphql';
+import type { EventEnvelope } from '@aifactory/contracts';
+import { AppError } from '@aifactory/errors';
+import type { Logger } from '@aifactory/logging';
+import type { Principal } from '@aifactory/service-auth';
+import type { PreparedOperation } from '../graphql/prepared-operations.js';
+import type { GatewayContext } from '../subgraph-source.js';
+import type { EventFeeds } from './event-feed.js';
+import type { SubscriptionSource } from './sources.js';
+
+/** The events' own stand-in for the owning subgraph: it answers the plan's Primary fetch. */
+const PAYLOAD_SERVICE = '__subscription_event__';
+
+/**
+ * Decides for every event whether the principal may still see it. Until IAM
+ * memberships exist the principal's platform roles decide; the IAM issue
+ * fills this with memberships (ARCHITECTURE.md, Decisions: Subscriptions).
+ */
+export type SubscriptionAuthorizer = (principal: Principal, event: EventEnvelope) => boolean | Promise<boolean>;
+
+/** The gateway's planner and schemas; @apollo/gateway keeps them private but executes with exactly these. */
+interface GatewayInternals {
+  queryPlanner: QueryPlanner;
+  apiSchema: Parameters<typeof operationFromDocument>[0];
+  supergraphSchema: GraphQLSchema;
+  schema: GraphQLSchema;
+  serviceMap: Record<string, { dataSource: GraphQLDataSource }>;
+}
+
+export interface SubscriptionRequest {
+  prepared: PreparedOperation;
+  variables: Record<string, unknown>;
+  args: Record<string, unknown>;
+  rootField: FieldNode;
+  source: SubscriptionSource;
+  principal: Principal;
+  correlationId: string;
+}
+
+export interface SubscriptionEngineOptions {
+  gateway: ApolloGateway;
+  feeds: EventFeeds;
+  authorize: SubscriptionAuthorizer;
+  formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  logger: Logger;
+  /** Events waiting for one slow subscriber before it is disconnected. */
+  maxPendingEvents: number;
+}
+
+/** Ends a subscription's stream: the client gets the error, then `complete`. */
+export class SubscriptionEnded extends Error {
+  constructor(readonly error: AppError) {
+    super(error.message);
+  }
+}
+
+/**
+ * Runs one subscription: for every matching event from the feed, the query
+ * plan's Primary fetch is answered from the event's payload and the Rest
+ * (other subgraphs' fields) runs through the gateway's own executor, so the
+ * subscriber gets exactly what the same selection would give as a query.
+ */
+export class SubscriptionEngine {
+  private readonly internals: GatewayInternals;
+
+  constructor(private readonly options: SubscriptionEngineOptions) {
+    this.internals = options.gateway as unknown as GatewayInternals;
+  }
+
+  plan(prepared: PreparedOperation): { primary: FetchNode; rest?: PlanNode } {
+    const operation = operationFromDocument(this.internals.apiSchema, prepared.document, {
+      ...(prepared.operationName ? { operationName: prepared.operationName } : {}),
+    });
+    const plan = this.internals.queryPlanner.buildQueryPlan(operation);
+    if (plan.node?.kind !== 'Subscription') throw new AppError('GRAPHQL_BAD_REQUEST', 'Only subscriptions are served over graphql-ws');
+    return { primary: plan.node.primary, ...(plan.node.rest ? { rest: plan.node.rest } : {}) };
+  }
+
+  /**
+   * The stream of results. `onOverflow` is called, and the stream ends, when
+   * more than maxPendingEvents events wait for this subscriber.
+   */
+  async *run(request: SubscriptionRequest, onOverflow: () => void, signal: AbortSignal): AsyncGenerator<ExecutionResult> {
+    const { primary, rest } = this.plan(request.prepared);
+    const queued: EventEnvelope[] = [];
+    let wake: (() => void) | undefined;
+    let overflowed = false;
+    const stopListening = await this.listen(request, (event) => {
+      if (overflowed || event.type !== request.source.eventType || !request.source.matches(request.args, event)) return;
+      if (queued.length >= this.options.maxPendingEvents) {
+        overflowed = true;
+        onOverflow();
+      } else {
+        queued.push(event);
+      }
+      wake?.();
+    });
+    // Stop listening the moment the subscription ends, whatever state this generator is in.
+    const aborted = () => {
+      stopListening();
+      wake?.();
+    };
+    signal.addEventListener('abort', aborted);
+    try {
+      while (!signal.aborted && !overflowed) {
+        const event = queued.shift();
+        if (!event) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        if (!(await this.options.authorize(request.principal, event))) {
+          throw new SubscriptionEnded(new AppError('AUTH_FORBIDDEN', 'Access to this subscription has ended'));
+        }
+        yield await this.execute(request, primary, rest, event);
+      }
+    } finally {
+      signal.removeEventListener('abort', aborted);
+      stopListening();
+    }
+  }
+
+  private async listen(request: SubscriptionRequest, listener: (event: EventEnvelope) => void): Promise<() => void> {
+    try {
+      return await this.options.feeds.listen(request.source.subject, listener);
+    } catch (error) {
+      this.options.logger.error({ err: error, subject: request.source.subject, correlationId: request.correlationId }, 'subscription source unavailable');
+      throw new SubscriptionEnded(new AppError('SUBSCRIPTION_SOURCE_UNAVAILABLE', 'The events behind this subscription cannot be read right now; retry shortly', { cause: error }));
+    }
+  }
+
+  private async execute(request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: EventEnvelope): Promise<ExecutionResult> {
+    const primaryFromEvent: FetchNode = { ...primary, serviceName: PAYLOAD_SERVICE };
+    const plan: QueryPlan = { kind: 'QueryPlan', node: rest ? { kind: 'Sequence', nodes: [primaryFromEvent, rest] } : primaryFromEvent };
+    const serviceMap: ServiceMap = Object.create(null) as ServiceMap;
+    for (const [name, { dataSource }] of Object.entries(this.internals.serviceMap)) serviceMap[name] = dataSource;
+    serviceMap[PAYLOAD_SERVICE] = payloadSource(request.source.typename, event);
+
+    const context: GatewayContext = { principal: request.principal, correlationId: event.correlationId, internalTokens: new Map() };
+    const { prepared } = request;
+    const requestContext = {
+      request: { query: '', variables: request.variables, ...(prepared.operationName ? { operationName: prepared.operationName } : {}) },
+      logger: this.options.logger,
+      schema: this.internals.schema,
+      context,
+      queryHash: prepared.queryHash,
+      document: prepared.document,
+      source: '',
+      operationName: prepared.operationName,
+      operation: prepared.operation,
+      metrics: {},
+      overallCachePolicy: undefined,
+    } as unknown as GatewayGraphQLRequestContext;
+    const operationContext = buildOperationContext({
+      schema: this.internals.schema,
+      operationDocument: prepared.document,
+      ...(prepared.operationName ? { operationName: prepared.operationName } : {}),
+    });
+    const result = await executeQueryPlan(plan, serviceMap, requestContext, operationContext, this.internals.supergraphSchema, this.internals.apiSchema);
+    const errors = result.errors?.map((error) => this.options.formatError(error.toJSON(), error));
+    return errors ? { data: result.data ?? null, errors: errors as unknown as ExecutionResult['errors'] } : { data: result.data ?? null };
+  }
+}
+
+/**
+ * Answers the Primary fetch (`subscription { field(args) { __typename id name } }`)
+ * from the event: the root field is the payload, projected on the selection.
+ * A field the payload does not carry is null; the event's contract decides
+ * what a subscription can select from the owning subgraph directly.
+ */
+function payloadSource(typename: string, event: EventEnvelope): GraphQLDataSource {
+  return {
+    process: async ({ request }) => {
+      const document = parse(request.query ?? '');
+      const definition = document.definitions[0];
+      if (definition?.kind !== Kind.OPERATION_DEFINITION) return { errors: [{ message: 'Unexpected primary fetch' }] } as never;
+      const data: Record<string, unknown> = {};
+      for (const selection of definition.selectionSet.selections) {
+        if (selection.kind !== Kind.FIELD) continue;
+        data[selection.alias?.value ?? selection.name.value] = project(selection.selectionSet, typename, event.payload);
+      }
+      return { data };
+    },
+  };
+}
+
+function project(selectionSet: SelectionSetNode | undefined, typename: string, value: Record<string, unknown>): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const selection of selectionSet?.selections ?? []) {
+    if (selection.kind === Kind.FIELD) {
+      const name = selection.name.value;
+      result[selection.alias?.value ?? name] = name === '__typename' ? typename : (value[name] ?? null);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      Object.assign(result, project(selection.selectionSet, typename, value));
+    }
+  }
+  return result;
+}
