@@ -25,7 +25,13 @@ function wsUrl(t: TestPlatform): string {
 }
 
 /** A graphql-ws client whose upgrade request carries these headers, as Pomerium's would. */
-function subscribe(t: TestPlatform, headers: Record<string, string>, variables: Record<string, unknown>, query = SUBSCRIPTION): Received {
+function subscribe(
+  t: TestPlatform,
+  headers: Record<string, string>,
+  variables: Record<string, unknown>,
+  query = SUBSCRIPTION,
+  connectionParams?: Record<string, unknown>,
+): Received {
   let closedWith: (value: { code: number; reason: string }) => void = () => undefined;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (closedWith = resolve));
   let created: WebSocket | undefined;
@@ -40,6 +46,7 @@ function subscribe(t: TestPlatform, headers: Record<string, string>, variables: 
     webSocketImpl: WithHeaders,
     retryAttempts: 0,
     lazy: false,
+    ...(connectionParams ? { connectionParams } : {}),
     on: { closed: (event) => closedWith({ code: (event as { code: number }).code, reason: String((event as { reason: unknown }).reason) }) },
   });
   const results: unknown[] = [];
@@ -148,6 +155,17 @@ describe('subscriptions through the gateway', () => {
     const sub = subscribe(t, { 'x-pomerium-jwt-assertion': expiring }, { id: seeded.organizationId });
     const closed = await sub.closed;
     expect(closed).toEqual({ code: 4401, reason: 'AUTH_CREDENTIAL_EXPIRED' });
+  });
+
+  it('checks a credential sent again in connection_init: another person is refused, the same person passes', async () => {
+    const headers = await admin();
+    const other = await t.assertion({ subject: 'someone-else', groups: ['test-platform-admins'] });
+    const refused = subscribe(t, headers, { id: seeded.organizationId }, SUBSCRIPTION, { 'x-pomerium-jwt-assertion': other });
+    expect((await refused.closed).code).toBe(4403);
+    const same = subscribe(t, headers, { id: seeded.organizationId }, SUBSCRIPTION, { 'x-pomerium-jwt-assertion': await t.adminAssertion() });
+    await eventually(() => expect(t.platform.gateway.feeds.listeners).toBe(1), 5_000);
+    same.client.dispose();
+    await eventually(() => expect(t.platform.gateway.feeds.listeners).toBe(0), 5_000);
   });
 
   it('refuses a connection without a credential or from a foreign Origin', async () => {
