@@ -137,6 +137,9 @@ describe('subscriptions through the gateway', () => {
     await eventually(() => expect(subs.every((sub) => sub.results.length === 1)).toBe(true), 15_000);
     const created = [...(await consumerNames())].filter((name) => !before.has(name));
     expect(created).toHaveLength(1);
+    const metrics = await (await fetch(`${t.platform.gatewayUrl}/metrics`)).text();
+    expect(metrics).toMatch(/aif_subscriptions_active\{[^}]*\} 100/);
+    expect(metrics).toMatch(/aif_subscription_feeds\{[^}]*\} 1/);
     for (const sub of subs) sub.client.dispose();
   }, 60_000);
 

@@ -237,6 +237,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     config.HOST,
   );
   const feeds = new EventFeeds(nats, streamCarrying(streamDeclarations({ subjectPrefix: config.EVENT_SUBJECT_PREFIX })), logger);
+  metrics.gauge('aif_subscriptions_active', 'GraphQL subscriptions open on this gateway', [], (gauge) => gauge.set(feeds.listeners));
+  metrics.gauge('aif_subscription_feeds', 'JetStream consumers feeding subscriptions (one per subject)', [], (gauge) => gauge.set(feeds.activeSubjects));
   const subscriptions = attachSubscriptionServer({
     server: http.server,
     path: '/graphql',
