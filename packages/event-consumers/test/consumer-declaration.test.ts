@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureConsumer, type ConsumerDeclaration } from '../src/consumer-declaration.js';
-import { startLocalNats, type LocalNats } from './private-nats.js';
+import { startPrivateNats, type PrivateNats } from '@aifactory/testing';
 
-let nats: LocalNats;
+let nats: PrivateNats;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  nats = await startLocalNats();
+  nats = await startPrivateNats();
   nc = await connect({ servers: nats.url });
   jsm = await jetstreamManager(nc);
 });

@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventEnvelope } from '@aifactory/contracts';
 import { createLogger, type Logger } from '@aifactory/logging';
 import { ServiceMetrics } from '@aifactory/telemetry';
-import { captureLogs, createTestDatabase, type CapturedLogs, type TestDatabase } from '@aifactory/testing';
 import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
@@ -11,7 +10,7 @@ import { ensureConsumer, type ConsumerDeclaration } from '../src/consumer-declar
 import type { DecodeEvent, HandleEvents, KindOf } from '../src/event-application.js';
 import { runConsumer, type RunningConsumer } from '../src/run-consumer.js';
 import type { EventKind } from '../src/version-rule.js';
-import { startLocalNats, type LocalNats } from './private-nats.js';
+import { captureLogs, createTestDatabase, startPrivateNats, type CapturedLogs, type PrivateNats, type TestDatabase } from '@aifactory/testing';
 
 /** One private nats-server and one private database per test file; each test makes its own stream and schema. */
 export interface ConsumerWorld {
@@ -54,7 +53,7 @@ export interface TestConsumer {
 }
 
 export async function startConsumerWorld(): Promise<ConsumerWorld> {
-  const nats: LocalNats = await startLocalNats();
+  const nats: PrivateNats = await startPrivateNats();
   let db: TestDatabase | undefined;
   let nc: NatsConnection | undefined;
   let pool: pg.Pool | undefined;
