@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+import { createLogger } from '@aifactory/logging';
 
 export interface PoolOptions {
   url: string;
@@ -13,7 +14,7 @@ export interface PoolOptions {
  * search_path pins raw SQL to the subgraph's own schema.
  */
 export function createPool(options: PoolOptions): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: options.url,
     max: options.max,
     application_name: options.applicationName,
@@ -21,6 +22,10 @@ export function createPool(options: PoolOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
   });
+  // An idle connection the server ends (a restart, a forced drop) is an 'error' event; unheard, it would end the process.
+  const logger = createLogger({ service: options.applicationName, level: 'warn' });
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection lost; the pool opens a new one when needed'));
+  return pool;
 }
 
 export interface Database<TClient> {

@@ -21,6 +21,12 @@ export const devConfigSchema = z.object({
   LOG_LEVEL: env.logLevel(),
   /** Per principal on the dev stack: high, so `npm run bench` against it measures the gateway, not the limiter. */
   DEV_RATE_LIMIT_PER_MINUTE: env.positiveInt(1_000_000),
+  /**
+   * On: the stack runs a nats-server of its own with deploy/nats/nats-server.conf
+   * (one user per service) and each service connects as itself. Off: the shared NATS on 4222.
+   */
+  DEV_NATS_PERMISSIONS: z.stringbool().default(false),
+  DEV_NATS_PORT: env.port(4223),
 });
 
 export type DevConfig = z.infer<typeof devConfigSchema>;

@@ -16,7 +16,8 @@ export interface RunningPlatform {
 /**
  * Starts the subgraphs and the gateway inside this process on free ports,
  * for integration tests and benchmarks. Each service parses the same
- * environment records the dev stack gives its processes.
+ * environment records the dev stack gives its processes, so `wiring.nats`
+ * connects each to that NATS as its own user here too.
  */
 export async function startPlatform(wiring: PlatformWiring, loggerFor: (service: string) => Logger): Promise<RunningPlatform> {
   const started: StartedService[] = [];

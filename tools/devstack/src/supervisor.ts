@@ -1,11 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-export interface ServiceSpec {
+export type ServiceSpec = {
   name: string;
-  entry: string;
   env: Record<string, string>;
-}
+  /**
+   * In a process group of its own, so a terminal's Ctrl-C does not reach it:
+   * it stops only when the supervisor stops it, after the services that use it.
+   */
+  ownProcessGroup?: boolean;
+} & (
+  | { /** A Node.js script, relative to cwd, run with this Node. */ entry: string }
+  | { /** Another program (nats-server) with its arguments. */ program: string; args: string[] }
+);
 
 export interface Supervisor {
   pidOf(name: string): number | undefined;
@@ -32,8 +39,23 @@ export function superviseServices(services: ServiceSpec[], cwd: string, onGiveUp
   };
 
   const launch = (service: ServiceSpec) => {
-    const child = spawn(process.execPath, [service.entry], { cwd, env: { ...process.env, ...service.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [file, args] = 'program' in service ? [service.program, service.args] : [process.execPath, [service.entry]];
+    const child = spawn(file, args, {
+      cwd,
+      env: { ...process.env, ...service.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: service.ownProcessGroup === true,
+    });
     children.set(service.name, child);
+    if (service.ownProcessGroup) {
+      // Out of our process group nothing else would stop it if this process ends without stop().
+      const killOnExit = () => child.kill('SIGTERM');
+      process.once('exit', killOnExit);
+      child.once('exit', () => process.removeListener('exit', killOnExit));
+    }
+    child.once('error', (error) => {
+      if (!stopping) onGiveUp(`${service.name} could not start: ${error.message}`);
+    });
     pipe(service.name, child.stdout, process.stdout);
     pipe(service.name, child.stderr, process.stderr);
     child.on('exit', (code, signal) => {

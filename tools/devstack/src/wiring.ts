@@ -1,3 +1,4 @@
+import { ConfigError } from '@aifactory/config';
 import { appDatabaseUrl, type DatabaseLayout } from '@aifactory/db-tools';
 
 /** Everything that ties the processes of one platform together. */
@@ -23,6 +24,21 @@ export interface PlatformWiring {
   eventSubjectPrefix?: string;
   /** Extra gateway variables (limits, rate-limit rules) for tests and benchmarks. */
   gatewayOverrides?: Record<string, string>;
+  /**
+   * A NATS with one user per service (deploy/nats/nats-server.conf): each
+   * service connects to `url` as itself with its password from `passwords`
+   * (service name -> password). Left out, services use their default NATS
+   * without credentials.
+   */
+  nats?: { url: string; passwords: Record<string, string> };
+}
+
+/** One service's NATS_URL, NATS_USER and NATS_PASSWORD; none when the wiring names no NATS. */
+function natsEnvironment(wiring: PlatformWiring, service: string): Record<string, string> {
+  if (!wiring.nats) return {};
+  const password = wiring.nats.passwords[service];
+  if (!password) throw new ConfigError([`NATS_PASSWORD: the wiring has no NATS password for ${service} (deploy/nats/nats-server.conf has one user per service)`]);
+  return { NATS_URL: wiring.nats.url, NATS_USER: service, NATS_PASSWORD: password };
 }
 
 /**
@@ -37,6 +53,7 @@ export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, po
     DB_POOL_SIZE: String(wiring.poolSize),
     INTERNAL_JWT_PUBLIC_KEY_FILES: wiring.internalPublicKeyFiles.join(','),
     SHUTDOWN_GRACE_MS: '5000',
+    ...natsEnvironment(wiring, subgraph),
   };
   if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
   return environment;
@@ -53,6 +70,7 @@ export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgrap
     PLATFORM_ROLE_GROUPS: JSON.stringify(wiring.roleGroups),
     INTERNAL_JWT_PRIVATE_KEY_FILE: wiring.internalPrivateKeyFile,
     SHUTDOWN_GRACE_MS: '5000',
+    ...natsEnvironment(wiring, 'gateway'),
   };
   if (wiring.jwksCooldownMs !== undefined) environment.POMERIUM_JWKS_COOLDOWN_MS = String(wiring.jwksCooldownMs);
   if (wiring.redisKeyPrefix !== undefined) environment.REDIS_KEY_PREFIX = wiring.redisKeyPrefix;
