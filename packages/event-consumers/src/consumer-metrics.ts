@@ -35,40 +35,25 @@ export function registerConsumerMetrics(
     const registered = new Set<ConsumerGaugeSource>();
     sources = registered;
     sourcesByMetrics.set(metrics, registered);
-    metrics.gauge(
+    const perSourceGauge = (name: string, help: string, read: (source: ConsumerGaugeSource) => Promise<number>) =>
+      metrics.gauge(name, help, ['stream', 'consumer'], async (gauge) => {
+        gauge.reset();
+        await Promise.all(
+          [...registered].map(async (s) => {
+            try {
+              gauge.set({ stream: s.stream, consumer: s.consumer }, await read(s));
+            } catch (error) {
+              s.onCollectError(error);
+            }
+          }),
+        );
+      });
+    perSourceGauge(
       'aif_event_consumer_pending_messages',
       'Consumer lag: messages of the stream not yet delivered to the durable consumer (num_pending).',
-      ['stream', 'consumer'],
-      async (gauge) => {
-        gauge.reset();
-        await Promise.all(
-          [...registered].map(async (s) => {
-            try {
-              gauge.set({ stream: s.stream, consumer: s.consumer }, await s.pending());
-            } catch (error) {
-              s.onCollectError(error);
-            }
-          }),
-        );
-      },
+      (s) => s.pending(),
     );
-    metrics.gauge(
-      'aif_event_consumer_dead_letters',
-      'Events in the consumer dead_letters table, waiting for a replay.',
-      ['stream', 'consumer'],
-      async (gauge) => {
-        gauge.reset();
-        await Promise.all(
-          [...registered].map(async (s) => {
-            try {
-              gauge.set({ stream: s.stream, consumer: s.consumer }, await s.deadLetters());
-            } catch (error) {
-              s.onCollectError(error);
-            }
-          }),
-        );
-      },
-    );
+    perSourceGauge('aif_event_consumer_dead_letters', 'Events in the consumer dead_letters table, waiting for a replay.', (s) => s.deadLetters());
   }
   sources.add(source);
   const events = metrics.counter(
