@@ -278,7 +278,8 @@ export class OutboxRelay {
       }
     });
     if (publishedIds.length > 0) {
-      await client.query(`UPDATE ${table} SET status = 'published', published_at = now() WHERE id = ANY($1::uuid[])`, [
+      // clock_timestamp(): when JetStream acked, not when this claim's transaction began.
+      await client.query(`UPDATE ${table} SET status = 'published', published_at = clock_timestamp() WHERE id = ANY($1::uuid[])`, [
         publishedIds,
       ]);
       cycle.published = publishedIds.length;
