@@ -8,6 +8,7 @@ import { generateAssertionKey, signAssertion, startJwksServer, type AssertionKey
 import { REPO_ROOT } from '@aifactory/devstack';
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import {
+  deleteRedisKeys,
   createTestDatabase,
   deleteEventStreams,
   tempKeyDir,
@@ -17,7 +18,6 @@ import {
   type TestDatabase,
 } from '@aifactory/testing';
 import { eventually } from './support/eventually.js';
-import { deleteRedisKeys } from './support/test-platform.js';
 
 interface Exited {
   code: number | null;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { generateAssertionKey, startJwksServer, signAssertion, type AssertionClaims, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { runDevSeed, startPlatform, type PlatformWiring, type RunningPlatform, type SeedResult } from '@aifactory/devstack';
 import { createLogger } from '@aifactory/logging';
 import {
+  deleteRedisKeys,
   captureLogs,
   createTestDatabase,
   deleteEventStreams,
@@ -58,23 +58,6 @@ export interface TestPlatformOptions {
   /** Gateway variables for this test: limits, rate-limit rules, CORS origins. */
   gatewayOverrides?: Record<string, string>;
 }
-
-/** Removes every key this platform wrote to the shared Redis; other stacks' keys are untouched. */
-export async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
 export async function startTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
   const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
   const eventSubjectPrefix = uniqueEventSubjectPrefix();

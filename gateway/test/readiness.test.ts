@@ -1,22 +1,13 @@
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '@aifactory/config';
 import { generateAssertionKey, signAssertion, startJwksServer, type JwksServer } from '@aifactory/dev-identity';
 import { createLogger } from '@aifactory/logging';
-import { tempKeyDir, type TempKeys } from '@aifactory/testing';
+import { freePort, tempKeyDir, type TempKeys } from '@aifactory/testing';
 import { gatewayConfigSchema } from '../src/config.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 
 const SUPERGRAPH_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'supergraph.graphql');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('gateway readiness', () => {
   let keys: TempKeys;

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { createLogger } from '@aifactory/logging';
-import { TEST_ADMIN_URL, captureLogs } from '@aifactory/testing';
+import { TEST_ADMIN_URL, captureLogs, freePort } from '@aifactory/testing';
 import pg from 'pg';
 import { connectNats, drainNats } from './nats.js';
 import { checkReadiness, natsCheck, postgresCheck, redisCheck } from './readiness.js';
@@ -9,17 +8,6 @@ import { closeRedis, connectRedis } from './redis.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const NATS_SERVER = process.env.TEST_NATS_SERVER ?? '127.0.0.1:4222';
-
-/** A port nothing listens on: taken from the OS, then released. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 function quietLogger() {
   return createLogger({ service: 'readiness-test', destination: captureLogs().destination });
 }

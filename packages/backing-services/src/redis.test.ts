@@ -1,21 +1,9 @@
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs } from '@aifactory/testing';
+import { captureLogs, freePort } from '@aifactory/testing';
 import { closeRedis, connectRedis } from './redis.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** A port nothing listens on: taken from the OS, then released. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 describe('connectRedis', () => {
   it('answers commands once ready and closes politely', async () => {
     const logs = captureLogs();

@@ -4,3 +4,4 @@ export * from './logs.js';
 export * from './redis.js';
 export * from './nats.js';
 export * from './event-streams.js';
+export { freePort } from './server-process.js';

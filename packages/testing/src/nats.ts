@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort, spawnTestServer, type TestServerProcess } from './server-process.js';
 
 export interface PrivateNatsOptions {
   /** A nats-server config file (`-c`); the port, address and store directory flags still win. */
@@ -30,7 +29,6 @@ export interface PrivateNats {
 
 const NATS_SERVER_BINARY = process.env.NATS_SERVER_BINARY ?? 'nats-server';
 const READY_TIMEOUT_MS = 15_000;
-const KEPT_OUTPUT_CHARS = 4_000;
 
 /**
  * A nats-server with JetStream of this test's own, for tests that must break
@@ -39,7 +37,7 @@ const KEPT_OUTPUT_CHARS = 4_000;
 export async function startPrivateNats(options: PrivateNatsOptions = {}): Promise<PrivateNats> {
   const port = await freePort();
   const storeDir = mkdtempSync(path.join(tmpdir(), 'aif-nats-'));
-  let server: RunningNats | undefined;
+  let server: TestServerProcess | undefined;
   const removeStoreOnExit = () => rmSync(storeDir, { recursive: true, force: true });
   process.once('exit', removeStoreOnExit);
   const start = async () => {
@@ -68,91 +66,13 @@ export async function startPrivateNats(options: PrivateNatsOptions = {}): Promis
   };
 }
 
-interface RunningNats {
-  kill(): Promise<void>;
-  signal(signal: NodeJS.Signals): void;
-}
-
-async function spawnNats(port: number, storeDir: string, options: PrivateNatsOptions): Promise<RunningNats> {
-  const args = [
-    ...(options.config ? ['-c', options.config] : []),
-    '-a',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-js',
-    '-sd',
-    storeDir,
-  ];
-  const child = spawn(NATS_SERVER_BINARY, args, {
-    cwd: tmpdir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env },
+function spawnNats(port: number, storeDir: string, options: PrivateNatsOptions): Promise<TestServerProcess> {
+  return spawnTestServer({
+    label: `private nats-server on port ${port}`,
+    command: NATS_SERVER_BINARY,
+    args: [...(options.config ? ['-c', options.config] : []), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir],
+    ...(options.env ? { env: options.env } : {}),
+    isReady: (output) => output.includes('Server is ready'),
+    timeoutMs: READY_TIMEOUT_MS,
   });
-  let output = '';
-  let ready = false;
-  let markReady: () => void = () => undefined;
-  const readyLine = new Promise<void>((resolve) => {
-    markReady = resolve;
-  });
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
-    if (!ready && output.includes('Server is ready')) {
-      ready = true;
-      markReady();
-    }
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let spawnError: Error | undefined;
-  child.once('error', (error) => {
-    spawnError = error;
-  });
-  // A server left behind by a test that forgot stop() would hold its port until reboot.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    readyLine.then(() => 'ready' as const),
-    exited.then(() => 'exited' as const),
-    new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), READY_TIMEOUT_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (outcome !== 'ready') {
-    child.kill('SIGKILL');
-    process.removeListener('exit', killOnExit);
-    throw new Error(`private nats-server on port ${port} did not start: ${spawnError?.message ?? output.trim()}`, {
-      cause: spawnError,
-    });
-  }
-  const running = () => child.exitCode === null && child.signalCode === null;
-  return {
-    signal: (signal) => {
-      if (running()) child.kill(signal);
-    },
-    kill: async () => {
-      process.removeListener('exit', killOnExit);
-      if (running()) {
-        // A frozen server would never act on SIGTERM.
-        child.kill('SIGCONT');
-        child.kill('SIGTERM');
-      }
-      await exited;
-    },
-  };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { createConnection } from 'node:net';
 import { Redis } from 'ioredis';
+import { freePort, spawnTestServer, type TestServerProcess } from './server-process.js';
 
 /** The shared Redis; tests on it use their own key prefix and delete their keys. */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -25,6 +24,22 @@ export function untilRedisReady(redis: Redis): Promise<void> {
  * A client of a private Redis built the way services build theirs (fail fast
  * while Redis is down, reconnect quickly), connected and ready.
  */
+/** Removes every key under a prefix from a Redis (by default the shared one); other stacks' keys are untouched. */
+export async function deleteRedisKeys(prefix: string, url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function connectToPrivateRedis(server: PrivateRedis): Promise<Redis> {
   const redis = new Redis(server.url, {
     enableOfflineQueue: false,
@@ -40,8 +55,6 @@ export async function connectToPrivateRedis(server: PrivateRedis): Promise<Redis
 }
 
 const READY_TIMEOUT_MS = 10_000;
-const PING_EVERY_MS = 25;
-const KEPT_OUTPUT_CHARS = 4_000;
 
 /**
  * A redis-server of this test's own, for tests that must break Redis; the
@@ -49,7 +62,7 @@ const KEPT_OUTPUT_CHARS = 4_000;
  */
 export async function startPrivateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
-  let server: RunningServer | undefined;
+  let server: TestServerProcess | undefined;
   const start = async () => {
     if (server) return;
     server = await spawnRedis(port);
@@ -63,49 +76,14 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   return { url: `redis://127.0.0.1:${port}`, port, start, stop };
 }
 
-interface RunningServer {
-  kill(): Promise<void>;
-}
-
-async function spawnRedis(port: number): Promise<RunningServer> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
-    { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let spawnError: Error | undefined;
-  child.once('error', (error) => {
-    spawnError = error;
+function spawnRedis(port: number): Promise<TestServerProcess> {
+  return spawnTestServer({
+    label: `private redis-server on port ${port}`,
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    isReady: () => answersPing(port),
+    timeoutMs: READY_TIMEOUT_MS,
   });
-  // A server left behind by a test that forgot stop() would hold its port until reboot.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await answersPing(port))) {
-    if (spawnError || child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      process.removeListener('exit', killOnExit);
-      throw new Error(`private redis-server on port ${port} did not start: ${spawnError?.message ?? output.trim()}`, {
-        cause: spawnError,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, PING_EVERY_MS));
-  }
-  return {
-    kill: async () => {
-      process.removeListener('exit', killOnExit);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 function answersPing(port: number): Promise<boolean> {
@@ -124,15 +102,4 @@ function answersPing(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }

@@ -13,6 +13,7 @@ import {
 } from '@aifactory/devstack';
 import { createLogger } from '@aifactory/logging';
 import {
+  deleteRedisKeys,
   captureLogs,
   createTestDatabase,
   startPrivateNats,
@@ -24,7 +25,6 @@ import {
 } from '@aifactory/testing';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
-import { deleteRedisKeys } from '../../../e2e/support/test-platform.js';
 
 const ISSUER = 'https://authenticate.nats-wiring.test.localhost';
 const AUDIENCE = 'aifactory.nats-wiring.test.localhost';

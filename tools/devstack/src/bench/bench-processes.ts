@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { descendantPids } from './process-cpu.js';
@@ -69,20 +68,6 @@ export function startBenchProcess(spec: BenchProcessSpec): BenchProcess {
     },
   };
 }
-
-/** A port free right now on 127.0.0.1; the process that gets it binds it a moment later. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
 /** Polls `probe` until it holds; fails with the process's log if it exits or the time runs out. */
 export async function waitUntilServing(server: BenchProcess, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,8 @@ import { layoutOf, type DevConfig } from '../dev-config.js';
 import type { DevKeys } from '../dev-keys.js';
 import { REPO_ROOT } from '../paths.js';
 import { gatewayEnvironment, type PlatformWiring } from '../wiring.js';
-import { freePort, startBenchProcess, type BenchProcess } from './bench-processes.js';
+import { startBenchProcess, type BenchProcess } from './bench-processes.js';
+import { freePort } from '@aifactory/testing';
 
 export const GATEWAY_KINDS = ['platform', 'apollo', 'hive'] as const;
 export type GatewayKind = (typeof GATEWAY_KINDS)[number];

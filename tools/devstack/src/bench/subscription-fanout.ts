@@ -4,11 +4,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { organizationUpdatedV1, prefixSubject } from '@aifactory/contracts';
 import { signAssertion, startJwksServer } from '@aifactory/dev-identity';
 import { createLogger } from '@aifactory/logging';
-import { createTestDatabase, deleteEventStreams, TEST_NATS_URL, TEST_REDIS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
+import { createTestDatabase, deleteEventStreams, deleteRedisKeys, TEST_NATS_URL, TEST_REDIS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { ensureDevKeys } from '../dev-keys.js';
 import { startPlatform } from '../platform.js';
 import { runDevSeed } from '../seed.js';
@@ -68,23 +67,6 @@ export interface FanoutResult {
   intervalMs: number;
   rounds: RoundResult[];
 }
-
-/** Removes every key this run's gateway wrote to the shared Redis; nobody else's. */
-async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
