@@ -1,8 +1,9 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
 import { closeRedis, connectNats, connectRedis, drainNats, natsCheck, redisCheck } from '@aifactory/backing-services';
 import { AppError } from '@aifactory/errors';
-import { createGraphQLErrorFormatter, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
+import { createGraphQLErrorFormatter, metricsRoute, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
 import { hasPlatformRole, InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
@@ -24,7 +25,7 @@ import { SubgraphSource } from './subgraph-source.js';
 import { EventFeeds } from './subscriptions/event-feed.js';
 import { streamCarrying } from './subscriptions/streams.js';
 import { SubscriptionEngine, type SubscriptionAuthorizer } from './subscriptions/subscription-engine.js';
-import { attachSubscriptionServer } from './subscriptions/subscription-server.js';
+import { attachSubscriptionServer, type AuthenticatedConnection } from './subscriptions/subscription-server.js';
 
 export interface RunningGateway {
   url: string;
@@ -47,7 +48,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const tracing = startTracing({
     serviceName: 'gateway',
     exporter: config.OTEL_TRACES_EXPORTER,
-    ...(config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlpEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT } : {}),
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
   });
   const metrics = new ServiceMetrics('gateway');
   const fetchDuration = metrics.histogram('aif_subgraph_fetch_duration_seconds', 'Subgraph calls by the gateway, to response headers', ['subgraph', 'outcome']);
@@ -77,8 +78,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const nats = await connectNats({
     servers: config.NATS_URL,
     name: 'gateway',
-    ...(config.NATS_USER ? { user: config.NATS_USER } : {}),
-    ...(config.NATS_PASSWORD ? { pass: config.NATS_PASSWORD } : {}),
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
     logger,
   });
 
@@ -95,13 +96,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // load() plans the supergraph; a bad one stops the process here, before it listens.
   const { schema, executor } = await gateway.load();
 
-  const authenticate = async (ctx: RequestContext): Promise<Principal> => {
+  /** HTTP requests and subscription connections are admitted by this one check. */
+  const authenticateHeaders = async (headers: IncomingHttpHeaders): Promise<AuthenticatedConnection> => {
     // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
     if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
-    const header = ctx.req.headers[ASSERTION_HEADER];
+    const header = headers[ASSERTION_HEADER];
     const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
-    return principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS);
+    return { principal: principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS), expiresAtMs: identity.exp * 1000 };
   };
+  const authenticate = async (ctx: RequestContext): Promise<Principal> => (await authenticateHeaders(ctx.req.headers)).principal;
   const cors = new CorsPolicy(config.CORS_ALLOWED_ORIGINS);
   /** A foreign Origin is refused in GraphQL's error shape, like every other refusal on /graphql. */
   const browserGraphQLRoute =
@@ -154,11 +157,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const missing = verifier.ready ? [] : ['jwks'];
       sendJson(res, missing.length === 0 ? 200 : 503, missing.length === 0 ? { status: 'ready' } : { status: 'not_ready', missing });
     },
-    'GET /metrics': async ({ res }) => {
-      const { contentType, body } = await metrics.render();
-      res.writeHead(200, { 'content-type': contentType });
-      res.end(body);
-    },
+    'GET /metrics': metricsRoute(metrics),
     'GET /status': statusRoute({
       authenticate,
       checks: { redis: redisCheck(redis), nats: natsCheck(nats) },
@@ -254,12 +253,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       maxPendingEvents: config.SUBSCRIPTION_MAX_PENDING_EVENTS,
     }),
     cors,
-    authenticate: async (headers) => {
-      if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
-      const header = headers[ASSERTION_HEADER];
-      const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
-      return { principal: principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS), expiresAtMs: identity.exp * 1000 };
-    },
+    authenticate: authenticateHeaders,
     subjectPrefix: config.EVENT_SUBJECT_PREFIX,
     maxBufferedBytes: config.SUBSCRIPTION_MAX_BUFFERED_BYTES,
     logger,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GatewayExecutor, GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
+import type { GatewayExecutor } from '@apollo/server-gateway-interface';
 import { getVariableValues, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { AppError, ERROR_CODES, type ErrorCode } from '@aifactory/errors';
 import { parseJsonBody, readBody, sendJson, type RequestContext, type RouteHandler } from '@aifactory/http';
@@ -11,6 +11,7 @@ import { rateLimitHeaders, type RateLimitDecision, type RateLimiter } from '../e
 import { rateLimitSubject, strictest, type RateLimitPolicy } from '../edge/rate-limits.js';
 import type { GatewayContext } from '../subgraph-source.js';
 import { DocumentRefused, type DocumentProblem, type PreparedOperation, type PreparedOperations } from './prepared-operations.js';
+import { gatewayRequestContext } from './request-context.js';
 import { requireJsonPost } from './transport.js';
 
 export interface GraphQLRouteDeps {
@@ -106,19 +107,14 @@ export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
 
   const execute = async (ctx: RequestContext, principal: Principal, body: GraphQLBody, prepared: PreparedOperation): Promise<StoredResponse> => {
     const context: GatewayContext = { principal, correlationId: ctx.correlationId, internalTokens: new Map() };
-    const requestContext = {
-      request: { query: body.query, operationName: body.operationName, variables: body.variables ?? {} },
-      logger: deps.logger,
-      schema: deps.schema,
+    const requestContext = gatewayRequestContext({
+      prepared,
+      query: body.query,
+      variables: body.variables ?? {},
       context,
-      queryHash: prepared.queryHash,
-      document: prepared.document,
-      source: body.query,
-      operationName: prepared.operationName,
-      operation: prepared.operation,
-      metrics: {},
-      overallCachePolicy: undefined,
-    } as unknown as GatewayGraphQLRequestContext;
+      schema: deps.schema,
+      logger: deps.logger,
+    });
     const result = await deps.executor(requestContext);
     const errors = result.errors?.map((error: GraphQLError) => deps.formatError(error.toJSON(), error));
     const firstCode = errors?.[0]?.extensions?.code;

@@ -1,13 +1,13 @@
 import { buildOperationContext, executeQueryPlan, type ApolloGateway, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
-import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import { operationFromDocument } from '@apollo/federation-internals';
-import type { FetchNode, PlanNode, QueryPlan, QueryPlanner } from '@apollo/query-planner';
+import type { FetchNode, QueryPlan, QueryPlanner } from '@apollo/query-planner';
 import { Kind, parse, type ExecutionResult, type FieldNode, type GraphQLFormattedError, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import type { EventEnvelope } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
 import type { Logger } from '@aifactory/logging';
 import type { Principal } from '@aifactory/service-auth';
 import type { PreparedOperation } from '../graphql/prepared-operations.js';
+import { gatewayRequestContext } from '../graphql/request-context.js';
 import type { GatewayContext } from '../subgraph-source.js';
 import type { EventFeeds } from './event-feed.js';
 import type { SubscriptionSource } from './sources.js';
@@ -51,6 +51,15 @@ export interface SubscriptionEngineOptions {
   maxPendingEvents: number;
 }
 
+interface CompiledSubscription {
+  plan: QueryPlan;
+  /** The Primary fetch's root fields, answered from each event's payload. */
+  rootFields: readonly FieldNode[];
+  operationContext: ReturnType<typeof buildOperationContext>;
+  /** The subgraphs' data sources; each event adds its own stand-in for the Primary fetch. */
+  services: ServiceMap;
+}
+
 /** Ends a subscription's stream: the client gets the error, then `complete`. */
 export class SubscriptionEnded extends Error {
   constructor(readonly error: AppError) {
@@ -71,13 +80,34 @@ export class SubscriptionEngine {
     this.internals = options.gateway as unknown as GatewayInternals;
   }
 
-  plan(prepared: PreparedOperation): { primary: FetchNode; rest?: PlanNode } {
+  /**
+   * Everything about one subscription that no event changes, worked out once:
+   * its plan with the Primary fetch sent to the event's stand-in, that
+   * fetch's root fields, the operation context and the subgraphs' sources.
+   */
+  compile(prepared: PreparedOperation): CompiledSubscription {
     const operation = operationFromDocument(this.internals.apiSchema, prepared.document, {
       ...(prepared.operationName ? { operationName: prepared.operationName } : {}),
     });
-    const plan = this.internals.queryPlanner.buildQueryPlan(operation);
-    if (plan.node?.kind !== 'Subscription') throw new AppError('GRAPHQL_BAD_REQUEST', 'Only subscriptions are served over graphql-ws');
-    return { primary: plan.node.primary, ...(plan.node.rest ? { rest: plan.node.rest } : {}) };
+    const planned = this.internals.queryPlanner.buildQueryPlan(operation);
+    if (planned.node?.kind !== 'Subscription') throw new AppError('GRAPHQL_BAD_REQUEST', 'Only subscriptions are served over graphql-ws');
+    const primary: FetchNode = { ...planned.node.primary, serviceName: PAYLOAD_SERVICE };
+    const { rest } = planned.node;
+    const primaryDocument = primary.operationDocumentNode ?? parse(primary.operation);
+    const definition = primaryDocument.definitions[0];
+    if (definition?.kind !== Kind.OPERATION_DEFINITION) throw new AppError('INTERNAL_ERROR', 'The subscription plan has no primary operation');
+    const services: ServiceMap = Object.create(null) as ServiceMap;
+    for (const [name, { dataSource }] of Object.entries(this.internals.serviceMap)) services[name] = dataSource;
+    return {
+      plan: { kind: 'QueryPlan', node: rest ? { kind: 'Sequence', nodes: [primary, rest] } : primary },
+      rootFields: definition.selectionSet.selections.filter((selection): selection is FieldNode => selection.kind === Kind.FIELD),
+      operationContext: buildOperationContext({
+        schema: this.internals.schema,
+        operationDocument: prepared.document,
+        ...(prepared.operationName ? { operationName: prepared.operationName } : {}),
+      }),
+      services,
+    };
   }
 
   /**
@@ -85,7 +115,7 @@ export class SubscriptionEngine {
    * more than maxPendingEvents events wait for this subscriber.
    */
   async *run(request: SubscriptionRequest, onOverflow: () => void, signal: AbortSignal): AsyncGenerator<ExecutionResult> {
-    const { primary, rest } = this.plan(request.prepared);
+    const compiled = this.compile(request.prepared);
     const queued: EventEnvelope[] = [];
     let wake: (() => void) | undefined;
     let overflowed = false;
@@ -116,7 +146,7 @@ export class SubscriptionEngine {
         if (!(await this.options.authorize(request.principal, event))) {
           throw new SubscriptionEnded(new AppError('AUTH_FORBIDDEN', 'Access to this subscription has ended'));
         }
-        yield await this.execute(request, primary, rest, event);
+        yield await this.execute(request, compiled, event);
       }
     } finally {
       signal.removeEventListener('abort', aborted);
@@ -133,34 +163,20 @@ export class SubscriptionEngine {
     }
   }
 
-  private async execute(request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: EventEnvelope): Promise<ExecutionResult> {
-    const primaryFromEvent: FetchNode = { ...primary, serviceName: PAYLOAD_SERVICE };
-    const plan: QueryPlan = { kind: 'QueryPlan', node: rest ? { kind: 'Sequence', nodes: [primaryFromEvent, rest] } : primaryFromEvent };
-    const serviceMap: ServiceMap = Object.create(null) as ServiceMap;
-    for (const [name, { dataSource }] of Object.entries(this.internals.serviceMap)) serviceMap[name] = dataSource;
-    serviceMap[PAYLOAD_SERVICE] = payloadSource(request.source.typename, event);
-
+  private async execute(request: SubscriptionRequest, compiled: CompiledSubscription, event: EventEnvelope): Promise<ExecutionResult> {
+    const serviceMap: ServiceMap = Object.create(compiled.services) as ServiceMap;
+    serviceMap[PAYLOAD_SERVICE] = payloadSource(request.source.typename, compiled.rootFields, event);
     const context: GatewayContext = { principal: request.principal, correlationId: event.correlationId, internalTokens: new Map() };
     const { prepared } = request;
-    const requestContext = {
-      request: { query: '', variables: request.variables, ...(prepared.operationName ? { operationName: prepared.operationName } : {}) },
-      logger: this.options.logger,
-      schema: this.internals.schema,
+    const requestContext = gatewayRequestContext({
+      prepared,
+      query: '',
+      variables: request.variables,
       context,
-      queryHash: prepared.queryHash,
-      document: prepared.document,
-      source: '',
-      operationName: prepared.operationName,
-      operation: prepared.operation,
-      metrics: {},
-      overallCachePolicy: undefined,
-    } as unknown as GatewayGraphQLRequestContext;
-    const operationContext = buildOperationContext({
       schema: this.internals.schema,
-      operationDocument: prepared.document,
-      ...(prepared.operationName ? { operationName: prepared.operationName } : {}),
+      logger: this.options.logger,
     });
-    const result = await executeQueryPlan(plan, serviceMap, requestContext, operationContext, this.internals.supergraphSchema, this.internals.apiSchema);
+    const result = await executeQueryPlan(compiled.plan, serviceMap, requestContext, compiled.operationContext, this.internals.supergraphSchema, this.internals.apiSchema);
     const errors = result.errors?.map((error) => this.options.formatError(error.toJSON(), error));
     return errors ? { data: result.data ?? null, errors: errors as unknown as ExecutionResult['errors'] } : { data: result.data ?? null };
   }
@@ -172,17 +188,11 @@ export class SubscriptionEngine {
  * A field the payload does not carry is null; the event's contract decides
  * what a subscription can select from the owning subgraph directly.
  */
-function payloadSource(typename: string, event: EventEnvelope): GraphQLDataSource {
+function payloadSource(typename: string, rootFields: readonly FieldNode[], event: EventEnvelope): GraphQLDataSource {
   return {
-    process: async ({ request }) => {
-      const document = parse(request.query ?? '');
-      const definition = document.definitions[0];
-      if (definition?.kind !== Kind.OPERATION_DEFINITION) return { errors: [{ message: 'Unexpected primary fetch' }] } as never;
+    process: async () => {
       const data: Record<string, unknown> = {};
-      for (const selection of definition.selectionSet.selections) {
-        if (selection.kind !== Kind.FIELD) continue;
-        data[selection.alias?.value ?? selection.name.value] = project(selection.selectionSet, typename, event.payload);
-      }
+      for (const field of rootFields) data[field.alias?.value ?? field.name.value] = project(field.selectionSet, typename, event.payload);
       return { data };
     },
   };

@@ -27,3 +27,12 @@ export function sendRestError(res: ServerResponse, error: unknown, correlationId
   const status = isAppError(error) ? error.httpStatus : 500;
   sendJson(res, status, { error: publicError });
 }
+
+/** `GET /metrics`: the Prometheus text of a registry (prom-client's, through @aifactory/telemetry). */
+export function metricsRoute(source: { render(): Promise<{ contentType: string; body: string }> }) {
+  return async ({ res }: { res: ServerResponse }): Promise<void> => {
+    const { contentType, body } = await source.render();
+    res.writeHead(200, { 'content-type': contentType });
+    res.end(body);
+  };
+}

@@ -9,6 +9,7 @@ import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry
 import {
   createGraphQLErrorFormatter,
   graphQLRoute,
+  metricsRoute,
   unknownOperationPlugin,
   sendJson,
   startHttpServer,
@@ -80,15 +81,15 @@ export async function startSubgraph<TContext extends SubgraphContext>(
   const tracing = startTracing({
     serviceName: definition.name,
     exporter: config.OTEL_TRACES_EXPORTER,
-    ...(config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlpEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT } : {}),
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
   });
   const metrics = new ServiceMetrics(definition.name);
   const redis = connectRedis({ url: config.REDIS_URL, name: definition.name, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, logger });
   const nats = await connectNats({
     servers: config.NATS_URL,
     name: definition.name,
-    ...(config.NATS_USER ? { user: config.NATS_USER } : {}),
-    ...(config.NATS_PASSWORD ? { pass: config.NATS_PASSWORD } : {}),
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
     logger,
   });
   let relay: RunningOutboxRelay | undefined;
@@ -159,11 +160,7 @@ async function serve<TContext extends SubgraphContext>(
         ...(report.ready ? {} : { missing: down.map(([name]) => name) }),
       });
     },
-    'GET /metrics': async ({ res }) => {
-      const { contentType, body } = await metrics.render();
-      res.writeHead(200, { 'content-type': contentType });
-      res.end(body);
-    },
+    'GET /metrics': metricsRoute(metrics),
     'POST /graphql': graphQLRoute<TContext>({
       apollo,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
