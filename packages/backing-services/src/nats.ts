@@ -29,6 +29,10 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   });
   options.logger.info({ nats: options.name, server: nc.getServer() }, 'nats connected');
   void logStatusChanges(nc, options.name, options.logger);
+  // Registered first on the close promise, so the line is written before anyone awaiting closure (drainNats) goes on.
+  void nc.closed().then((error) =>
+    options.logger.info({ nats: options.name, ...(error ? { error: safeReason(error) } : {}) }, 'nats connection closed'),
+  );
   return nc;
 }
 
@@ -62,8 +66,8 @@ function logStatus(status: Status, name: string, logger: Logger): void {
     case 'forceReconnect':
       logger.info({ nats: name }, 'nats reconnect forced');
       return;
+    // Logged from closed(), in order with shutdown; the status stream may report it later.
     case 'close':
-      logger.info({ nats: name }, 'nats connection closed');
       return;
     // Once per attempt or per ping: the disconnect and reconnect lines already tell the story.
     case 'reconnecting':
@@ -76,12 +80,9 @@ function logStatus(status: Status, name: string, logger: Logger): void {
   }
 }
 
-/** Drains subscriptions and closes; a connection already closed or draining is left to finish. */
+/** Drains subscriptions and closes, resolving once the connection is closed. */
 export async function drainNats(nc: NatsConnection): Promise<void> {
   if (nc.isClosed()) return;
-  if (nc.isDraining()) {
-    await nc.closed();
-    return;
-  }
-  await nc.drain();
+  if (!nc.isDraining()) await nc.drain();
+  await nc.closed();
 }
