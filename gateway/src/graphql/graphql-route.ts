@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GatewayExecutor } from '@apollo/server-gateway-interface';
 import { getVariableValues, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { AppError, ERROR_CODES, type ErrorCode } from '@aifactory/errors';
-import { parseJsonBody, readBody, sendJson, type RequestContext, type RouteHandler } from '@aifactory/http';
+import { parseJsonBody, readBody, sendGraphQLError, sendJson, type RequestContext, type RouteHandler } from '@aifactory/http';
 import type { Logger } from '@aifactory/logging';
 import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
 import type { IdempotencyLease, IdempotencyStore, StoredResponse } from '../edge/idempotency.js';
@@ -90,7 +90,7 @@ function fingerprintOf(body: GraphQLBody): string {
 export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
   const refuse = (ctx: RequestContext, error: AppError, headers: Record<string, string> = {}) => {
     ctx.failure = error;
-    sendJson(ctx.res, error.httpStatus, { errors: [{ message: error.message, extensions: { code: error.code, correlationId: ctx.correlationId } }] }, headers);
+    sendGraphQLError(ctx.res, error, ctx.correlationId, headers);
   };
 
   const refuseDocument = (ctx: RequestContext, problems: DocumentProblem[], headers: Record<string, string>) => {

@@ -18,7 +18,7 @@ export const DEAD_LETTER_REASONS = {
   versionGap: 'version_gap',
 } as const;
 
-export interface DeadLetter {
+export interface NewDeadLetter {
   eventId: string;
   subject: string;
   /** The envelope as received (the raw body as a JSON string when it was not JSON). */
@@ -26,16 +26,10 @@ export interface DeadLetter {
   reason: string;
   detail: string | null;
   deliveries: number;
-  deadAt: Date;
 }
 
-export interface NewDeadLetter {
-  eventId: string;
-  subject: string;
-  envelope: unknown;
-  reason: string;
-  detail: string | null;
-  deliveries: number;
+export interface DeadLetter extends NewDeadLetter {
+  deadAt: Date;
 }
 
 /** Stores dead letters in `tx`; an event dead again replaces its earlier letter. */

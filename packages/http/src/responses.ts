@@ -15,10 +15,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** The GraphQL shape of a refusal made before any GraphQL execution. */
-export function sendGraphQLError(res: ServerResponse, error: unknown, correlationId: string): void {
+export function sendGraphQLError(res: ServerResponse, error: unknown, correlationId: string, headers: Record<string, string> = {}): void {
   const { code, message } = toPublicError(error, correlationId);
   const status = isAppError(error) ? error.httpStatus : 500;
-  sendJson(res, status, { errors: [{ message, extensions: { code, correlationId } }] });
+  sendJson(res, status, { errors: [{ message, extensions: { code, correlationId } }] }, headers);
 }
 
 /** The REST envelope, for every route that is not GraphQL. */
