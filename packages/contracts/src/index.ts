@@ -2,3 +2,5 @@ export * from './envelope.js';
 export * from './subjects.js';
 export * from './streams.js';
 export * from './events/index.js';
+export * from './registry-data.js';
+export * from './resource-id.js';

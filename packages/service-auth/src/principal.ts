@@ -4,10 +4,17 @@ import { z } from 'zod';
 export const PLATFORM_ROLES = ['platform_admin', 'internal_developer'] as const;
 export type PlatformRole = (typeof PLATFORM_ROLES)[number];
 
+/**
+ * A role held on one node of the hierarchy. `org` and `dept` name the
+ * node's organization and department (null above department level), so a
+ * subgraph decides whether a grant covers a resource without asking IAM.
+ */
 export const grantSchema = z.object({
   level: z.enum(['organization', 'department', 'project']),
   id: z.string().min(1),
   role: z.string().min(1),
+  org: z.string().min(1).optional(),
+  dept: z.string().min(1).nullable().optional(),
 });
 export type Grant = z.infer<typeof grantSchema>;
 

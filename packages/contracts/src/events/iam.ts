@@ -38,4 +38,153 @@ export const organizationUpdatedV1 = defineEvent({
   payload: organizationStateSchema,
 });
 
-export const IAM_EVENTS = [organizationCreatedV1, organizationUpdatedV1] as const;
+const lifecycle = z.enum(['active', 'archived']);
+
+/** A department's state; archived departments accept no new projects or resources. */
+export const departmentStateSchema = z.object({
+  id: z.uuid(),
+  organizationId: z.uuid(),
+  slug: z.string().min(1).max(63),
+  name: z.string().min(1),
+  status: lifecycle,
+});
+export type DepartmentState = z.infer<typeof departmentStateSchema>;
+
+/** A project's state; every resource of every product references one. */
+export const projectStateSchema = z.object({
+  id: z.uuid(),
+  organizationId: z.uuid(),
+  departmentId: z.uuid(),
+  slug: z.string().min(1).max(63),
+  name: z.string().min(1),
+  status: lifecycle,
+});
+export type ProjectState = z.infer<typeof projectStateSchema>;
+
+function hierarchyEvents<P extends z.ZodType>(aggregate: 'department' | 'project', payload: P) {
+  const event = (name: 'created' | 'updated' | 'archived', description: string) =>
+    defineEvent({
+      type: `platform.iam.${aggregate}.${name}`,
+      version: 1,
+      subject: `${SUBJECT_FAMILIES.platformIam}.${aggregate}.${name}`,
+      kind: 'state',
+      aggregateType: aggregate,
+      description,
+      payload,
+    });
+  return {
+    created: event('created', `A ${aggregate} was created; its aggregate version is 1.`),
+    updated: event('updated', `A ${aggregate} was renamed; the payload is its state after the change.`),
+    archived: event(
+      'archived',
+      `A ${aggregate} was archived: it takes no new resources, and every domain stops starting new ones in it.`,
+    ),
+  };
+}
+
+export const DEPARTMENT_EVENTS = hierarchyEvents('department', departmentStateSchema);
+export const PROJECT_EVENTS = hierarchyEvents('project', projectStateSchema);
+
+/**
+ * A membership or invitation changed. `status` is its state after the
+ * change: `pending` (an invitation to an email), `active`, or `removed`.
+ */
+export const membershipChangedPayloadSchema = z.object({
+  membershipId: z.uuid(),
+  organizationId: z.uuid(),
+  level: z.enum(['organization', 'department', 'project']),
+  /** The organization, department or project the role is held on. */
+  nodeId: z.uuid(),
+  departmentId: z.uuid().nullable(),
+  projectId: z.uuid().nullable(),
+  role: z.string().min(1),
+  status: z.enum(['pending', 'active', 'removed']),
+  userId: z.uuid().nullable(),
+  change: z.enum(['invited', 'claimed', 'granted', 'changed', 'removed', 'revoked']),
+});
+export type MembershipChangedPayload = z.infer<typeof membershipChangedPayloadSchema>;
+
+export const membershipChangedV1 = defineEvent({
+  type: 'platform.iam.membership.changed',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.membership.changed`,
+  kind: 'state',
+  aggregateType: 'membership',
+  description: 'A role was granted, changed or removed, or an invitation was sent, claimed or revoked.',
+  payload: membershipChangedPayloadSchema,
+});
+
+/**
+ * A user's profile or access changed: first sign-in, a new email or name, a
+ * platform role, or any of their memberships. Its version is the user's
+ * access version, which IAM's read model keeps only when it grows.
+ */
+export const userChangedPayloadSchema = z.object({
+  id: z.uuid(),
+  email: z.string().nullable(),
+  name: z.string().nullable(),
+  platformRoles: z.array(z.enum(['platform_admin', 'internal_developer'])),
+});
+export type UserChangedPayload = z.infer<typeof userChangedPayloadSchema>;
+
+export const userChangedV1 = defineEvent({
+  type: 'platform.iam.user.changed',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.user.changed`,
+  kind: 'state',
+  aggregateType: 'user',
+  description: "A user's profile, platform roles or memberships changed; the payload is the profile after the change.",
+  payload: userChangedPayloadSchema,
+});
+
+/** Every policy change bumps one policy version: the aggregate is `policy/global`. */
+export const policyChangedPayloadSchema = z.object({
+  version: z.number().int().positive(),
+  change: z.enum(['value_set', 'value_cleared', 'plan_defined', 'plan_assigned']),
+  level: z.enum(['global', 'plan', 'organization', 'department', 'project']).nullable(),
+  /** The plan, organization, department or project the change is at; null at global level. */
+  targetId: z.uuid().nullable(),
+  key: z.string().nullable(),
+  value: z.union([z.string(), z.boolean()]).nullable(),
+});
+export type PolicyChangedPayload = z.infer<typeof policyChangedPayloadSchema>;
+
+export const policyChangedV1 = defineEvent({
+  type: 'platform.iam.policy.changed',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.policy.changed`,
+  kind: 'state',
+  aggregateType: 'policy',
+  description: 'A policy value was set or cleared, or a plan defined or assigned; consumers refresh their snapshots.',
+  payload: policyChangedPayloadSchema,
+});
+
+/** A registry entry was added or changed; the registry's version grew by one. */
+export const registryChangedPayloadSchema = z.object({
+  registry: z.enum(['products', 'scopes', 'resource_types', 'audit_actions', 'roles', 'policy_keys']),
+  version: z.number().int().positive(),
+  entryId: z.string().min(1),
+  change: z.enum(['registered', 'updated', 'deprecated', 'retired', 'reactivated']),
+});
+export type RegistryChangedPayload = z.infer<typeof registryChangedPayloadSchema>;
+
+export const registryChangedV1 = defineEvent({
+  type: 'platform.iam.registry.changed',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.registry.changed`,
+  kind: 'state',
+  aggregateType: 'registry',
+  description: 'A registry entry was registered or changed its lifecycle; the registry version it carries is the new one.',
+  payload: registryChangedPayloadSchema,
+});
+
+export const IAM_EVENTS = [
+  organizationCreatedV1,
+  organizationUpdatedV1,
+  ...Object.values(DEPARTMENT_EVENTS),
+  ...Object.values(PROJECT_EVENTS),
+  membershipChangedV1,
+  userChangedV1,
+  policyChangedV1,
+  registryChangedV1,
+] as const;

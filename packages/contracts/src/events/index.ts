@@ -2,4 +2,5 @@ export { defineEvent, type EventDefinition, type EventKind } from './definition.
 export * from './iam.js';
 export * from './usage.js';
 export * from './status.js';
+export * from './audit.js';
 export * from './registry.js';
