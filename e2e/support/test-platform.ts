@@ -30,6 +30,8 @@ export interface GraphQLCall {
   headers?: Record<string, string>;
   /** Sent as-is instead of a JSON body built from query/variables. */
   rawBody?: string;
+  /** Another gateway instance than the platform's first (`platform.startAnotherGateway()`). */
+  gatewayUrl?: string;
 }
 
 export interface TestPlatform {
@@ -109,7 +111,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
       const headers: Record<string, string> = { 'content-type': 'application/json', ...call.headers };
       if (call.assertion) headers['x-pomerium-jwt-assertion'] = call.assertion;
       const body = call.rawBody ?? JSON.stringify({ query: call.query, operationName: call.operationName, variables: call.variables });
-      const res = await fetch(`${platform.gatewayUrl}/graphql`, { method: 'POST', headers, body });
+      const res = await fetch(`${call.gatewayUrl ?? platform.gatewayUrl}/graphql`, { method: 'POST', headers, body });
       const text = await res.text();
       let parsed: unknown = text;
       try {

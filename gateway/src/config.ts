@@ -7,7 +7,8 @@ const rateLimitRule = z.object({ limit: z.number().int().positive(), windowSecon
 
 /**
  * Seed 004: per principal and per operation or route. `default` applies to
- * every GraphQL request and REST call of a principal; `operations` add a rule
+ * every GraphQL request and REST call of a principal until IAM's global policy
+ * snapshot exists (then `platform.gateway.requests_per_minute` decides); `operations` add a rule
  * for one operation name, `routes` for one `/api/<subgraph>` prefix; webhooks
  * are limited per provider and source address.
  */
@@ -59,6 +60,14 @@ export const gatewayConfigSchema = z.object({
   REDIS_KEY_PREFIX: env.nonEmpty().default('aif:gateway:'),
   /** A Redis slower than this counts as failed: the rate limiter opens, keyed mutations are refused. */
   REDIS_COMMAND_TIMEOUT_MS: env.positiveInt(250),
+  /**
+   * How old IAM's access read model may be (since iam's last heartbeat, every
+   * 2 s) before every authenticated request is refused with
+   * AUTH_READ_MODEL_STALE; within it the gateway keeps authorizing while iam is down.
+   */
+  ACCESS_MODEL_MAX_AGE_MS: env.positiveInt(60_000),
+  /** The one call to iam that signs a user in on first sight gives up after this long (IAM_UNAVAILABLE). */
+  IAM_SIGN_IN_TIMEOUT_MS: env.positiveInt(3_000),
   NATS_URL: env.list().default(['nats://127.0.0.1:4222']),
   NATS_USER: z.string().min(1).optional(),
   NATS_PASSWORD: z.string().min(1).optional(),

@@ -1,21 +1,25 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
+import { AccessModelReader } from '@aifactory/access-model';
+import type { DenyAuditor } from '@aifactory/authz';
 import { closeRedis, connectNats, connectRedis, drainNats, natsCheck, redisCheck } from '@aifactory/backing-services';
-import { AppError } from '@aifactory/errors';
-import { createGraphQLErrorFormatter, metricsRoute, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
+import { AppError, isAppError, type ErrorCode } from '@aifactory/errors';
+import { CORRELATION_HEADER, createGraphQLErrorFormatter, metricsRoute, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
-import type { Logger } from '@aifactory/logging';
-import { hasPlatformRole, InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
+import { acceptCorrelationId, type Logger } from '@aifactory/logging';
+import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import { streamDeclarations } from '@aifactory/contracts';
 import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry';
-import { ASSERTION_HEADER, PomeriumVerifier } from './auth/pomerium.js';
-import { principalFromIdentity } from './auth/principal.js';
+import { startDenyAudit } from './auth/deny-audit.js';
+import { iamSignIn } from './auth/iam-sign-in.js';
+import { ASSERTION_HEADER, PomeriumVerifier, type EdgeIdentity } from './auth/pomerium.js';
+import { PrincipalResolver } from './auth/principal-resolver.js';
 import type { GatewayConfig } from './config.js';
 import { CorsPolicy } from './edge/cors.js';
 import { IdempotencyStore } from './edge/idempotency.js';
 import { RateLimiter, rateLimitHeaders } from './edge/rate-limiter.js';
-import { configuredRateLimitPolicy, rateLimitSubject, strictest } from './edge/rate-limits.js';
+import { policyRateLimitPolicy, rateLimitSubject, strictest } from './edge/rate-limits.js';
 import { gatewayGraphQLRoute } from './graphql/graphql-route.js';
 import { PreparedOperations } from './graphql/prepared-operations.js';
 import { explorerRoutes } from './routes/explorer.js';
@@ -24,6 +28,7 @@ import { statusRoute } from './routes/status.js';
 import { SubgraphSource } from './subgraph-source.js';
 import { EventFeeds } from './subscriptions/event-feed.js';
 import { streamCarrying } from './subscriptions/streams.js';
+import { subscriptionAccess } from './subscriptions/subscription-access.js';
 import { SubscriptionEngine, type SubscriptionAuthorizer } from './subscriptions/subscription-engine.js';
 import { attachSubscriptionServer, type AuthenticatedConnection } from './subscriptions/subscription-server.js';
 
@@ -33,15 +38,34 @@ export interface RunningGateway {
   metrics: ServiceMetrics;
   /** Subjects with a live JetStream consumer for subscribers. */
   feeds: EventFeeds;
+  /** IAM's read model as this instance sees it (tests wait on a principal's version here). */
+  accessModel: AccessModelReader;
+  /** The gateway's own denies, coalesced; `flush()` waits for their writes. */
+  denyAuditor: DenyAuditor;
   /** Shutdown in seed 004's order: stop taking requests and finish in-flight ones, drain NATS, close Redis, close the HTTP server. */
   close(): Promise<void>;
 }
 
 export interface GatewayOptions {
   clock?: Clock;
-  /** Replaces the per-event subscription check (tests; the IAM issue fills it with memberships). */
+  /** Replaces the subscription check at subscribe and per event (tests). */
   authorizeSubscription?: SubscriptionAuthorizer;
+  /**
+   * Benchmarks only: every verified assertion becomes this principal, with no
+   * read-model lookup, freshness check or sign-in, to measure what principal
+   * resolution costs. Never set in a deployment.
+   */
+  fixedPrincipal?: Principal;
 }
+
+/** Authorization failures counted on /metrics by code. */
+const AUTHORIZATION_FAILURE_CODES: ReadonlySet<ErrorCode> = new Set([
+  'AUTH_UNAUTHENTICATED',
+  'AUTH_READ_MODEL_STALE',
+  'AUTH_FORBIDDEN',
+  'IAM_UNAVAILABLE',
+  'GRAPHQL_INTROSPECTION_FORBIDDEN',
+]);
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   const clock = options.clock ?? systemClock;
@@ -53,6 +77,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const metrics = new ServiceMetrics('gateway');
   const fetchDuration = metrics.histogram('aif_subgraph_fetch_duration_seconds', 'Subgraph calls by the gateway, to response headers', ['subgraph', 'outcome']);
   const limiterDecisions = metrics.counter('aif_rate_limit_decisions_total', 'Rate limiter decisions; fail_open counts requests let through while Redis failed', ['policy', 'outcome']);
+  const authorizationFailures = metrics.counter('aif_authorization_failures_total', 'Requests and subscriptions refused by the gateway for identity or access, by code', ['code']);
+  const signInCalls = metrics.counter('aif_iam_sign_in_calls_total', 'Calls to iam to sign in a user on first sight or after a profile change, by outcome', ['outcome']);
+  const countFailure = (error: unknown) => {
+    if (isAppError(error) && AUTHORIZATION_FAILURE_CODES.has(error.code)) authorizationFailures.inc({ code: error.code });
+  };
 
   const signer = new InternalTokenSigner({
     issuer: config.INTERNAL_JWT_ISSUER,
@@ -83,6 +112,18 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     logger,
   });
 
+  const accessModel = new AccessModelReader({
+    nc: nats,
+    subjectPrefix: config.EVENT_SUBJECT_PREFIX,
+    clock,
+    logger,
+    maxAgeMs: config.ACCESS_MODEL_MAX_AGE_MS,
+    keys: 'all',
+  });
+  // Resolves once loaded, or at once while iam has never run: the gateway then starts not ready.
+  await accessModel.start();
+  const denyAuditor = await startDenyAudit({ nats, subjectPrefix: config.EVENT_SUBJECT_PREFIX, clock, logger, metrics });
+
   const subgraphUrls = new Map<string, string>();
   const gateway = new ApolloGateway({
     supergraphSdl: await readFile(config.SUPERGRAPH_FILE, 'utf8'),
@@ -96,15 +137,38 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // load() plans the supergraph; a bad one stops the process here, before it listens.
   const { schema, executor } = await gateway.load();
 
-  /** HTTP requests and subscription connections are admitted by this one check. */
-  const authenticateHeaders = async (headers: IncomingHttpHeaders): Promise<AuthenticatedConnection> => {
-    // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
-    if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
-    const header = headers[ASSERTION_HEADER];
-    const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
-    return { principal: principalFromIdentity(identity, config.PLATFORM_ROLE_GROUPS), expiresAtMs: identity.exp * 1000 };
+  const resolver = new PrincipalResolver({
+    model: accessModel,
+    signIn: iamSignIn({ iamBaseUrl: () => subgraphBaseUrl('iam'), signer, timeoutMs: config.IAM_SIGN_IN_TIMEOUT_MS }),
+    roleGroups: config.PLATFORM_ROLE_GROUPS,
+    maxAgeMs: config.ACCESS_MODEL_MAX_AGE_MS,
+    clock,
+    logger,
+    onSignIn: (outcome) => signInCalls.inc({ outcome }),
+  });
+  const principalOf = async (identity: EdgeIdentity, correlationId: string): Promise<AuthenticatedConnection> => {
+    const { fixedPrincipal } = options;
+    if (fixedPrincipal) return { principal: fixedPrincipal, expiresAtMs: identity.exp * 1000 };
+    return {
+      principal: await resolver.resolve(identity, correlationId),
+      expiresAtMs: identity.exp * 1000,
+      current: () => resolver.current(identity),
+    };
   };
-  const authenticate = async (ctx: RequestContext): Promise<Principal> => (await authenticateHeaders(ctx.req.headers)).principal;
+  /** HTTP requests and subscription connections are admitted by this one check. */
+  const authenticateHeaders = async (headers: IncomingHttpHeaders, correlationId?: string): Promise<AuthenticatedConnection> => {
+    try {
+      // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
+      if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
+      const header = headers[ASSERTION_HEADER];
+      const identity = await verifier.verify(Array.isArray(header) ? header[0] : header);
+      return await principalOf(identity, correlationId ?? acceptCorrelationId(headers[CORRELATION_HEADER]));
+    } catch (error) {
+      countFailure(error);
+      throw error;
+    }
+  };
+  const authenticate = async (ctx: RequestContext): Promise<Principal> => (await authenticateHeaders(ctx.req.headers, ctx.correlationId)).principal;
   const cors = new CorsPolicy(config.CORS_ALLOWED_ORIGINS);
   /** A foreign Origin is refused in GraphQL's error shape, like every other refusal on /graphql. */
   const browserGraphQLRoute =
@@ -128,7 +192,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     // Operation names are few (config), but keep the label to the policy family so it never grows with traffic.
     onDecision: (outcome, policyName) => limiterDecisions.inc({ policy: policyName.split(':', 1)[0] ?? policyName, outcome }),
   });
-  const policy = configuredRateLimitPolicy(config.RATE_LIMITS);
+  const policy = policyRateLimitPolicy(config.RATE_LIMITS, () => accessModel.policy(null));
   const idempotency = new IdempotencyStore({
     redis,
     keyPrefix: config.REDIS_KEY_PREFIX,
@@ -140,6 +204,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const subgraphBaseUrl = (subgraph: string) => {
     const url = subgraphUrls.get(subgraph);
     return url ? new URL(url).origin : undefined;
+  };
+
+  /** Introspection is a role gate, not a scope: its deny carries no scope or resource. */
+  const refusedIntrospection = (principal: Principal, correlationId: string) => {
+    authorizationFailures.inc({ code: 'GRAPHQL_INTROSPECTION_FORBIDDEN' });
+    denyAuditor.record({ principal, scope: null, resource: null, resourceId: null, correlationId, reason: 'introspection_requires_platform_role' });
   };
 
   const operations = new PreparedOperations(schema, {
@@ -154,7 +224,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const routes: Routes = {
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok' }),
     'GET /readyz': ({ res }) => {
-      const missing = verifier.ready ? [] : ['jwks'];
+      const missing = [...(verifier.ready ? [] : ['jwks']), ...(options.fixedPrincipal || accessModel.isFresh() ? [] : ['access_model'])];
       sendJson(res, missing.length === 0 ? 200 : 503, missing.length === 0 ? { status: 'ready' } : { status: 'not_ready', missing });
     },
     'GET /metrics': metricsRoute(metrics),
@@ -178,6 +248,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         bodyLimitBytes: config.BODY_LIMIT_BYTES,
         logger,
         formatError,
+        onIntrospectionRefused: refusedIntrospection,
       }),
     ),
     ...(await explorerRoutes(schema, authenticate)),
@@ -238,6 +309,23 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const feeds = new EventFeeds(nats, streamCarrying(streamDeclarations({ subjectPrefix: config.EVENT_SUBJECT_PREFIX })), logger);
   metrics.gauge('aif_subscriptions_active', 'GraphQL subscriptions open on this gateway', [], (gauge) => gauge.set(feeds.listeners));
   metrics.gauge('aif_subscription_feeds', 'JetStream consumers feeding subscriptions (one per subject)', [], (gauge) => gauge.set(feeds.activeSubjects));
+  metrics.gauge('aif_access_model_age_seconds', "Seconds since iam's last heartbeat in the access read model (NaN before the first)", [], (gauge) =>
+    gauge.set(secondsOrNaN(accessModel.ageMs())),
+  );
+  metrics.gauge('aif_access_model_principals', 'Principals loaded in the access read model', [], (gauge) => gauge.set(accessModel.stats().principals));
+  metrics.gauge('aif_jwks_age_seconds', "Seconds since the identity provider's key set was last fetched (NaN before the first)", [], (gauge) =>
+    gauge.set(secondsOrNaN(verifier.jwksAgeMs())),
+  );
+  const authorizeSubscription =
+    options.authorizeSubscription ??
+    subscriptionAccess({
+      catalog: () => accessModel.catalog(),
+      requireFresh: () => resolver.requireFresh(),
+      onDeny: (deny) => {
+        authorizationFailures.inc({ code: 'AUTH_FORBIDDEN' });
+        denyAuditor.record({ ...deny, resourceId: null, registryVersions: accessModel.catalog()?.registryVersions ?? {} });
+      },
+    });
   const subscriptions = attachSubscriptionServer({
     server: http.server,
     path: '/graphql',
@@ -246,14 +334,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     engine: new SubscriptionEngine({
       gateway,
       feeds,
-      // Until IAM memberships exist, the principal's platform roles decide, as they do for queries (iam shows organizations to platform admins only).
-      authorize: options.authorizeSubscription ?? ((principal) => hasPlatformRole(principal, 'platform_admin')),
+      authorize: authorizeSubscription,
       formatError,
       logger,
       maxPendingEvents: config.SUBSCRIPTION_MAX_PENDING_EVENTS,
     }),
+    authorize: authorizeSubscription,
+    onPrincipalChange: (listener) => accessModel.onPrincipalChange((entry) => listener(entry.userId)),
+    onIntrospectionRefused: refusedIntrospection,
     cors,
-    authenticate: authenticateHeaders,
+    authenticate: (headers) => authenticateHeaders(headers),
     subjectPrefix: config.EVENT_SUBJECT_PREFIX,
     maxBufferedBytes: config.SUBSCRIPTION_MAX_BUFFERED_BYTES,
     logger,
@@ -266,12 +356,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     port: http.port,
     metrics,
     feeds,
+    accessModel,
+    denyAuditor,
     close: () => {
       closing ??= (async () => {
         stopLoading.abort();
         await subscriptions.close();
         await http.drain();
         await feeds.close();
+        await accessModel.stop();
+        await denyAuditor.flush();
         await drainNats(nats);
         await closeRedis(redis);
         await http.close();
@@ -281,4 +375,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       return closing;
     },
   };
+}
+
+function secondsOrNaN(ms: number | null): number {
+  return ms === null ? Number.NaN : ms / 1000;
 }

@@ -1,27 +1,49 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parseConfig } from '@aifactory/config';
 import { generateAssertionKey, signAssertion, startJwksServer, type JwksServer } from '@aifactory/dev-identity';
 import { createLogger } from '@aifactory/logging';
-import { freePort, tempKeyDir, type TempKeys } from '@aifactory/testing';
+import { deleteEventStreams, freePort, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, type TempKeys } from '@aifactory/testing';
 import { gatewayConfigSchema } from '../src/config.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
+import { memberEntry, TestReadModel } from './access-model-fixture.js';
 
 const SUPERGRAPH_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'supergraph.graphql');
 
+async function readyz(gateway: RunningGateway): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${gateway.url}/readyz`);
+  return { status: res.status, body: await res.json() };
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 describe('gateway readiness', () => {
+  const prefix = uniqueEventSubjectPrefix();
   let keys: TempKeys;
   let gateway: RunningGateway;
   let jwks: JwksServer | undefined;
+  let nc: NatsConnection;
+  let model: TestReadModel | undefined;
 
   afterAll(async () => {
     await gateway?.close();
     await jwks?.close();
+    await model?.delete();
+    await nc?.close();
+    await deleteEventStreams(prefix);
     await keys?.cleanup();
   });
 
-  it('is not ready, and refuses with 503, until the identity provider key set is fetched; then it serves', async () => {
+  it('is not ready, and refuses with 503, until the key set is fetched and the access read model is loaded; then it serves', async () => {
     keys = await tempKeyDir();
+    nc = await connect({ servers: TEST_NATS_URL, name: 'gateway-readiness-test' });
     const internal = await keys.ed25519('internal');
     const jwksPort = await freePort();
     const config = parseConfig(gatewayConfigSchema, {
@@ -32,38 +54,40 @@ describe('gateway readiness', () => {
       POMERIUM_AUDIENCE: 'gateway.test',
       POMERIUM_JWKS_RETRY_MS: '50',
       INTERNAL_JWT_PRIVATE_KEY_FILE: internal.privateKeyFile,
+      NATS_URL: TEST_NATS_URL,
+      EVENT_SUBJECT_PREFIX: prefix,
       LOG_LEVEL: 'silent',
     });
     gateway = await startGateway(config, createLogger({ service: 'gateway', level: 'silent' }));
 
-    const notReady = await fetch(`${gateway.url}/readyz`);
-    expect(notReady.status).toBe(503);
-    expect(await notReady.json()).toEqual({ status: 'not_ready', missing: ['jwks'] });
+    expect(await readyz(gateway)).toEqual({ status: 503, body: { status: 'not_ready', missing: ['jwks', 'access_model'] } });
     expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
 
     const key = await generateAssertionKey();
     const assertion = await signAssertion(key, { issuer: 'https://idp.test', audience: 'gateway.test', subject: 'u1', email: 'u1@example.com' });
-    const refused = await fetch(`${gateway.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
-      body: JSON.stringify({ query: '{ __typename }' }),
-    });
+    const post = () =>
+      fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+    const codeOf = async (res: Response) => ((await res.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code;
+    const refused = await post();
     expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code).toBe('SERVICE_NOT_READY');
+    expect(await codeOf(refused)).toBe('SERVICE_NOT_READY');
 
     jwks = await startJwksServer([key], jwksPort);
-    const deadline = Date.now() + 5_000;
-    let status = 0;
-    while (Date.now() < deadline && status !== 200) {
-      status = (await fetch(`${gateway.url}/readyz`)).status;
-      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    expect(status).toBe(200);
-    const served = await fetch(`${gateway.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
-      body: JSON.stringify({ query: '{ __typename }' }),
-    });
+    await until('the key set', async () => (await readyz(gateway)).body !== null && JSON.stringify((await readyz(gateway)).body).includes('"missing":["access_model"]'));
+    const stale = await post();
+    expect(stale.status).toBe(503);
+    expect(await codeOf(stale)).toBe('AUTH_READ_MODEL_STALE');
+
+    // iam starts: the bucket appears, the gateway binds to it and loads it.
+    model = await TestReadModel.open(nc, prefix);
+    await model.put(memberEntry({ issuer: 'https://idp.test', subject: 'u1' }));
+    await model.beat();
+    await until('readiness', async () => (await readyz(gateway)).status === 200);
+    const served = await post();
     expect(served.status).toBe(200);
     expect(await served.json()).toEqual({ data: { __typename: 'Query' } });
   });

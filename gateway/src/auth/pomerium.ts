@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify, errors as joseErrors } from 'jose';
+import { createRemoteJWKSet, jwksCache, jwtVerify, errors as joseErrors, type ExportedJWKSCache, type JWKSCacheInput } from 'jose';
 import { z } from 'zod';
 import { AppError } from '@aifactory/errors';
 import { systemClock, type Clock } from '@aifactory/clock';
@@ -12,6 +12,8 @@ const identityClaims = z.object({
   /** Seconds since the epoch; a subscription is ended when its assertion expires. */
   exp: z.number(),
   email: z.string().optional(),
+  /** Pomerium passes the identity provider's claim; an invitation is claimed only by a verified email. */
+  email_verified: z.boolean().default(false),
   name: z.string().optional(),
   groups: z.array(z.string()).default([]),
 });
@@ -43,6 +45,8 @@ const VERIFIED_CACHE_ENTRIES = 10_000;
 
 export class PomeriumVerifier {
   private readonly jwks;
+  /** jose records here when it last fetched the key set successfully (`uat`, epoch ms). */
+  private readonly jwksState: JWKSCacheInput = {};
   private loaded = false;
   private readonly clock: Clock;
   /**
@@ -56,6 +60,7 @@ export class PomeriumVerifier {
     this.jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.cooldownMs,
       timeoutDuration: options.timeoutMs,
+      [jwksCache]: this.jwksState,
     });
     this.clock = options.clock ?? systemClock;
   }
@@ -63,6 +68,13 @@ export class PomeriumVerifier {
   /** True once the key set has been fetched at least once: readiness depends on it. */
   get ready(): boolean {
     return this.loaded;
+  }
+
+  /** Milliseconds since the key set was last fetched; null before the first fetch. */
+  jwksAgeMs(): number | null {
+    // jose stamps `uat` with Date.now(), so its age is measured on the same clock.
+    const { uat } = this.jwksState as Partial<ExportedJWKSCache>;
+    return uat === undefined ? null : Math.max(0, Date.now() - uat);
   }
 
   /** Fetches the key set until it succeeds; resolves on the first success. */

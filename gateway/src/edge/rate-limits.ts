@@ -1,11 +1,11 @@
+import { effectivePolicy, type PolicySnapshot } from '@aifactory/authz';
 import type { Principal } from '@aifactory/service-auth';
 import type { RateLimitsConfig } from '../config.js';
 import type { RateLimitDecision, RateLimitRule } from './rate-limiter.js';
 
 /**
- * Where limits come from. Today the gateway's config; once IAM holds policy
- * (hierarchical, per organization) it answers here instead, and nothing that
- * asks changes.
+ * Where limits come from: the per-principal limit from IAM's policy keys,
+ * the rest from the gateway's config; nothing that asks knows which.
  */
 export interface RateLimitPolicy {
   /** Every GraphQL request and REST call of a principal. */
@@ -25,6 +25,40 @@ export function configuredRateLimitPolicy(config: RateLimitsConfig): RateLimitPo
     routeRule: (_principal, route) => (Object.hasOwn(config.routes, route) ? config.routes[route] : undefined),
     webhookRule: () => config.webhooks,
   };
+}
+
+/** The global policy key that sets every principal's default request budget (issue 14, Policy and quotas). */
+export const REQUESTS_PER_MINUTE_KEY = 'platform.gateway.requests_per_minute';
+
+/**
+ * The per-principal limit comes from `platform.gateway.requests_per_minute`
+ * in IAM's global policy snapshot (its global value, else the key's default);
+ * the configured default serves until a snapshot exists or while the key is
+ * missing or unreadable. Operation, route and webhook rules stay config.
+ */
+export function policyRateLimitPolicy(config: RateLimitsConfig, globalPolicy: () => PolicySnapshot | undefined): RateLimitPolicy {
+  const configured = configuredRateLimitPolicy(config);
+  let seen: PolicySnapshot | undefined;
+  let rule: RateLimitRule = config.default;
+  return {
+    ...configured,
+    principalRule: () => {
+      const snapshot = globalPolicy();
+      // Snapshots are replaced whole, so the rule is worked out once per snapshot.
+      if (snapshot !== seen) {
+        seen = snapshot;
+        const perMinute = snapshot === undefined ? undefined : requestsPerMinute(snapshot);
+        rule = perMinute === undefined ? config.default : { limit: perMinute, windowSeconds: 60 };
+      }
+      return rule;
+    },
+  };
+}
+
+function requestsPerMinute(snapshot: PolicySnapshot): number | undefined {
+  if (!Object.hasOwn(snapshot.keys, REQUESTS_PER_MINUTE_KEY)) return undefined;
+  const { value } = effectivePolicy(snapshot, {}, REQUESTS_PER_MINUTE_KEY);
+  return typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : undefined;
 }
 
 /** An API key is its own subject, so a program and the person who made its key are limited apart. */

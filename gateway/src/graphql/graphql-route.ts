@@ -28,6 +28,8 @@ export interface GraphQLRouteDeps {
   bodyLimitBytes: number;
   logger: Logger;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  /** Told of each refused introspection (the gateway audits it as a deny). */
+  onIntrospectionRefused?(principal: Principal, correlationId: string): void;
 }
 
 interface GraphQLBody {
@@ -172,6 +174,7 @@ export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
       }
       if (prepared.operationName) ctx.operation = prepared.operationName;
       if (prepared.shape.introspection && !canIntrospect(principal)) {
+        deps.onIntrospectionRefused?.(principal, ctx.correlationId);
         refuse(ctx, new AppError('GRAPHQL_INTROSPECTION_FORBIDDEN', 'Introspection is for internal developers and platform admins'), headers);
         return;
       }

@@ -3,7 +3,7 @@ import { operationFromDocument } from '@apollo/federation-internals';
 import type { FetchNode, QueryPlan, QueryPlanner } from '@apollo/query-planner';
 import { Kind, parse, type ExecutionResult, type FieldNode, type GraphQLFormattedError, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import type { EventEnvelope } from '@aifactory/contracts';
-import { AppError } from '@aifactory/errors';
+import { AppError, isAppError } from '@aifactory/errors';
 import type { Logger } from '@aifactory/logging';
 import type { Principal } from '@aifactory/service-auth';
 import type { PreparedOperation } from '../graphql/prepared-operations.js';
@@ -16,11 +16,15 @@ import type { SubscriptionSource } from './sources.js';
 const PAYLOAD_SERVICE = '__subscription_event__';
 
 /**
- * Decides for every event whether the principal may still see it. Until IAM
- * memberships exist the principal's platform roles decide; the IAM issue
- * fills this with memberships (ARCHITECTURE.md, Decisions: Subscriptions).
+ * Decides, at subscribe (no event) and again for every event, whether the
+ * principal may see the subscription: undefined allows, an error refuses or
+ * ends it with that error (ARCHITECTURE.md, Decisions: Subscriptions).
  */
-export type SubscriptionAuthorizer = (principal: Principal, event: EventEnvelope) => boolean | Promise<boolean>;
+export type SubscriptionAuthorizer = (
+  principal: Principal,
+  request: SubscriptionRequest,
+  event: EventEnvelope | undefined,
+) => AppError | undefined | Promise<AppError | undefined>;
 
 /** The gateway's planner and schemas; @apollo/gateway keeps them private but executes with exactly these. */
 interface GatewayInternals {
@@ -37,7 +41,8 @@ export interface SubscriptionRequest {
   args: Record<string, unknown>;
   rootField: FieldNode;
   source: SubscriptionSource;
-  principal: Principal;
+  /** The subscriber as the read model has them now: a change of their grants applies to the next event. */
+  principal(): Principal;
   correlationId: string;
 }
 
@@ -112,7 +117,9 @@ export class SubscriptionEngine {
 
   /**
    * The stream of results. `onOverflow` is called, and the stream ends, when
-   * more than maxPendingEvents events wait for this subscriber.
+   * more than maxPendingEvents events wait for this subscriber. Aborting the
+   * signal with an AppError as its reason ends the stream with that error
+   * (a subscriber who lost access); any other abort ends it quietly.
    */
   async *run(request: SubscriptionRequest, onOverflow: () => void, signal: AbortSignal): AsyncGenerator<ExecutionResult> {
     const compiled = this.compile(request.prepared);
@@ -143,11 +150,11 @@ export class SubscriptionEngine {
           wake = undefined;
           continue;
         }
-        if (!(await this.options.authorize(request.principal, event))) {
-          throw new SubscriptionEnded(new AppError('AUTH_FORBIDDEN', 'Access to this subscription has ended'));
-        }
+        const denied = await this.options.authorize(request.principal(), request, event);
+        if (denied !== undefined) throw new SubscriptionEnded(denied);
         yield await this.execute(request, compiled, event);
       }
+      if (signal.aborted && isAppError(signal.reason)) throw new SubscriptionEnded(signal.reason);
     } finally {
       signal.removeEventListener('abort', aborted);
       stopListening();
@@ -166,7 +173,7 @@ export class SubscriptionEngine {
   private async execute(request: SubscriptionRequest, compiled: CompiledSubscription, event: EventEnvelope): Promise<ExecutionResult> {
     const serviceMap: ServiceMap = Object.create(compiled.services) as ServiceMap;
     serviceMap[PAYLOAD_SERVICE] = payloadSource(request.source.typename, compiled.rootFields, event);
-    const context: GatewayContext = { principal: request.principal, correlationId: event.correlationId, internalTokens: new Map() };
+    const context: GatewayContext = { principal: request.principal(), correlationId: event.correlationId, internalTokens: new Map() };
     const { prepared } = request;
     const requestContext = gatewayRequestContext({
       prepared,

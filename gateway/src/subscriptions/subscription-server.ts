@@ -1,9 +1,9 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GraphQLError, getArgumentValues, getVariableValues, type ExecutionArgs, type ExecutionResult, type FieldNode, type GraphQLSchema } from 'graphql';
 import { makeServer, type Context } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AppError, isAppError, toPublicError } from '@aifactory/errors';
+import { AppError, ERROR_CODES, isAppError, toPublicError, type ErrorCode } from '@aifactory/errors';
 import { acceptCorrelationId, type Logger } from '@aifactory/logging';
 import { CORRELATION_HEADER } from '@aifactory/http';
 import type { Principal } from '@aifactory/service-auth';
@@ -12,17 +12,26 @@ import type { CorsPolicy } from '../edge/cors.js';
 import { canIntrospect } from '../graphql/graphql-route.js';
 import { DocumentRefused, type PreparedOperations } from '../graphql/prepared-operations.js';
 import { subscriptionSource } from './sources.js';
-import { SubscriptionEnded, type SubscriptionEngine, type SubscriptionRequest } from './subscription-engine.js';
+import { SubscriptionEnded, type SubscriptionAuthorizer, type SubscriptionEngine, type SubscriptionRequest } from './subscription-engine.js';
 
 /** graphql-ws close codes of ours (4000-4999 are the application's). */
 export const CLOSE_CREDENTIAL_EXPIRED = 4401;
 export const CLOSE_TOO_SLOW = 4413;
+/** connection_init could not be judged right now (stale read model, iam away): graphql-ws clients retry this code. */
+export const CLOSE_TRY_AGAIN = 4503;
+/** Failures of ours, not the caller's: the client may retry the same credential. */
+const RETRYABLE_AUTH_CODES: ReadonlySet<ErrorCode> = new Set(['AUTH_READ_MODEL_STALE', 'IAM_UNAVAILABLE', 'SERVICE_NOT_READY']);
 const TOO_SLOW_CLOSE_GRACE_MS = 10_000;
 
 export interface AuthenticatedConnection {
   principal: Principal;
   /** When the credential stops being valid, in epoch ms. */
   expiresAtMs: number;
+  /**
+   * The same identity's principal as the read model has it now (undefined
+   * once it knows them no longer): a subscription is re-checked against it.
+   */
+  current?(): Principal | undefined;
 }
 
 export interface SubscriptionServerOptions {
@@ -31,6 +40,12 @@ export interface SubscriptionServerOptions {
   schema: GraphQLSchema;
   operations: PreparedOperations;
   engine: SubscriptionEngine;
+  /** Decides at subscribe, and again when the subscriber's grants change; the engine asks it per event. */
+  authorize: SubscriptionAuthorizer;
+  /** Tells of a changed principal by its subject (IAM's user id); returns the unsubscribe function. */
+  onPrincipalChange?(listener: (subject: string) => void): () => void;
+  /** Told of each refused introspection (the gateway audits it as a deny). */
+  onIntrospectionRefused?(principal: Principal, correlationId: string): void;
   cors: CorsPolicy;
   /** The same check HTTP requests pass, on the upgrade's headers. */
   authenticate(headers: IncomingMessage['headers']): Promise<AuthenticatedConnection>;
@@ -45,8 +60,8 @@ interface ConnectionState {
   correlationId: string;
   socket: WebSocket;
   expiry?: NodeJS.Timeout;
-  /** One per running subscription, by its graphql-ws id. */
-  aborts: Map<string, AbortController>;
+  /** Running subscriptions by their graphql-ws id. */
+  running: Map<string, { abort: AbortController; request: SubscriptionRequest }>;
 }
 
 /** What onSubscribe hands to subscribe: graphql-ws passes it through as the execution context. */
@@ -73,11 +88,49 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
   const { logger } = options;
   const wss = new WebSocketServer({ noServer: true });
   const states = new WeakMap<IncomingMessage, ConnectionState>();
+  /** Open connections by principal subject, so a changed principal's subscriptions are found at once. */
+  const bySubject = new Map<string, Set<ConnectionState>>();
+
+  const principalOf = (state: ConnectionState): Principal => {
+    const { connection } = state;
+    if (connection.current === undefined) return connection.principal;
+    // Unknown to the read model now: holding nothing is the closed way to fail.
+    return connection.current() ?? { ...connection.principal, platformRoles: [], grants: [] };
+  };
+
+  const track = (state: ConnectionState) => {
+    const subject = state.connection.principal.subject;
+    let set = bySubject.get(subject);
+    if (set === undefined) bySubject.set(subject, (set = new Set()));
+    set.add(state);
+  };
+  const untrack = (state: ConnectionState) => {
+    const subject = state.connection.principal.subject;
+    const set = bySubject.get(subject);
+    set?.delete(state);
+    if (set?.size === 0) bySubject.delete(subject);
+  };
+
+  /** A subscriber whose grants changed: each of their subscriptions they may no longer see ends with the refusal. */
+  const recheck = async (subject: string) => {
+    for (const state of bySubject.get(subject) ?? []) {
+      for (const [id, { abort, request }] of state.running) {
+        const denied = await options.authorize(principalOf(state), request, undefined);
+        if (denied === undefined) continue;
+        logger.info({ correlationId: state.correlationId, subscription: id, code: denied.code }, 'subscription ended: access changed');
+        abort.abort(denied);
+      }
+    }
+  };
+  const stopWatching = options.onPrincipalChange?.((subject) => {
+    if (!bySubject.has(subject)) return;
+    recheck(subject).catch((error: unknown) => logger.error({ err: error, subject }, 'subscription re-check failed'));
+  });
 
   const refuseUpgrade = (socket: Duplex, status: number, error: AppError, correlationId: string) => {
     const body = JSON.stringify({ error: toPublicError(error, correlationId) });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\ncontent-type: application/json\r\n${CORRELATION_HEADER}: ${correlationId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\n${CORRELATION_HEADER}: ${correlationId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
     logger.warn({ path: options.path, status, code: error.code, errorClass: error.errorClass, correlationId }, 'subscription connection refused');
   };
@@ -97,12 +150,13 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
       .authenticate(req.headers)
       .then((connection) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
-          states.set(req, { connection, correlationId, socket: ws, aborts: new Map() });
+          states.set(req, { connection, correlationId, socket: ws, running: new Map() });
           wss.emit('connection', ws, req);
         });
       })
       .catch((error: unknown) => {
-        refuseUpgrade(socket, 401, isAppError(error) ? error : new AppError('AUTH_UNAUTHENTICATED', 'Authentication required'), correlationId);
+        const refusal = isAppError(error) ? error : new AppError('AUTH_UNAUTHENTICATED', 'Authentication required');
+        refuseUpgrade(socket, ERROR_CODES[refusal.code].http, refusal, correlationId);
       });
   };
   options.server.on('upgrade', onUpgrade);
@@ -123,7 +177,9 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
           const again = await options.authenticate({ [ASSERTION_HEADER]: assertion });
           if (again.principal.subject !== state.connection.principal.subject) return false;
           state.connection = again;
-        } catch {
+        } catch (error) {
+          // graphql-ws answers `false` with 4403, which says "not you"; an outage of ours gets a code clients retry.
+          if (isAppError(error) && RETRYABLE_AUTH_CODES.has(error.code)) state.socket.close(CLOSE_TRY_AGAIN, error.code);
           return false;
         }
       }
@@ -135,12 +191,13 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
       state.expiry.unref();
       return true;
     },
-    onSubscribe: (ctx, id, payload) => {
+    onSubscribe: async (ctx, id, payload) => {
       const state = stateOf(ctx);
-      const { principal } = state.connection;
+      const principal = principalOf(state);
       try {
         const prepared = options.operations.prepare(payload.query, payload.operationName ?? undefined);
         if (prepared.shape.introspection && !canIntrospect(principal)) {
+          options.onIntrospectionRefused?.(principal, state.correlationId);
           throw new AppError('GRAPHQL_INTROSPECTION_FORBIDDEN', 'Introspection is for internal developers and platform admins');
         }
         if (prepared.operation.operation !== 'subscription') {
@@ -159,9 +216,11 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
           args: getArgumentValues(fieldDefinition, rootField, coerced.coerced),
           rootField,
           source,
-          principal,
+          principal: () => principalOf(state),
           correlationId: state.correlationId,
         };
+        const denied = await options.authorize(principal, request, undefined);
+        if (denied !== undefined) throw denied;
         const contextValue: SubscriptionContext = { id, request, state };
         const args: ExecutionArgs = { schema: options.schema, document: prepared.document, contextValue, variableValues: coerced.coerced };
         return args;
@@ -185,7 +244,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
 
   const stream = async function* ({ id, request, state }: SubscriptionContext): AsyncGenerator<ExecutionResult> {
     const abort = new AbortController();
-    state.aborts.set(id, abort);
+    state.running.set(id, { abort, request });
     try {
       for await (const result of options.engine.run(request, () => disconnectTooSlow(state), abort.signal)) {
         if (state.socket.bufferedAmount > options.maxBufferedBytes) {
@@ -198,7 +257,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
       if (!(error instanceof SubscriptionEnded)) throw error;
       yield { errors: graphQLErrors(error.error, state.correlationId) };
     } finally {
-      state.aborts.delete(id);
+      state.running.delete(id);
     }
   };
 
@@ -211,13 +270,15 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
     if (!state || !message.includes('"complete"')) return;
     try {
       const parsed = JSON.parse(message) as { type?: unknown; id?: unknown };
-      if (parsed.type === 'complete' && typeof parsed.id === 'string') state.aborts.get(parsed.id)?.abort();
+      if (parsed.type === 'complete' && typeof parsed.id === 'string') state.running.get(parsed.id)?.abort.abort();
     } catch {
       // graphql-ws itself answers a message that is not JSON
     }
   };
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const opened = states.get(request);
+    if (opened) track(opened);
     const closed = graphqlWs.opened(
       {
         protocol: socket.protocol,
@@ -239,7 +300,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
       const state = states.get(request);
       if (state) {
         clearTimeout(state.expiry);
-        for (const abort of state.aborts.values()) abort.abort();
+        untrack(state);
+        for (const { abort } of state.running.values()) abort.abort();
       }
       void closed(code, String(reason));
     });
@@ -248,6 +310,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
   return {
     close: async () => {
       options.server.off('upgrade', onUpgrade);
+      stopWatching?.();
       for (const client of wss.clients) client.close(1001, 'Server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -29,8 +29,8 @@ const ORG_POLICY_KEY_PREFIX = 'policy.org.';
 
 /**
  * Hashed because issuers are URLs and subjects are whatever the identity
- * provider chose: neither is a valid KV key token, and the pair must never
- * collide with another pair that happens to concatenate the same way.
+ * provider chose: neither is a valid KV key token. The newline separates
+ * them because neither an issuer URL nor an OIDC subject contains one.
  */
 export function principalKey(issuer: string, subject: string): string {
   return PRINCIPAL_KEY_PREFIX + createHash('sha256').update(`${issuer}\n${subject}`).digest('base64url');
@@ -44,6 +44,11 @@ export function policyKey(organizationId: string | null): string {
   if (!KEY_TOKEN.test(organizationId)) {
     throw new AppError('INTERNAL_ERROR', 'Organization id is not usable as a read-model key', { details: { organizationId } });
   }
+  return orgPolicyKey(organizationId);
+}
+
+/** Unchecked, for lookups: an id that could never be a key simply finds nothing. */
+export function orgPolicyKey(organizationId: string): string {
   return ORG_POLICY_KEY_PREFIX + organizationId;
 }
 

@@ -1,11 +1,10 @@
+import { SCOPE_PATTERN } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
 import type { CatalogSnapshot, Level, ScopeLifecycle } from './model.js';
 
-/** `<product>:<resource>:<verb>` (plan-iam.md, Vocabulary); the registry refuses anything else. */
-const SCOPE_NAME = /^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$/;
-
+/** `<product>:<resource>:<verb>`, the grammar the scope registry enforces. */
 export function isScopeName(text: string): boolean {
-  return SCOPE_NAME.test(text);
+  return SCOPE_PATTERN.test(text);
 }
 
 /** The scope and role rows as the registry files (packages/contracts/registry) hold them. */
@@ -57,7 +56,7 @@ export function buildCatalogSnapshot(sources: CatalogSources): CatalogSnapshot {
     const everything = row.kind === 'platform' && row.scopes.length === 1 && row.scopes[0] === EVERY_SCOPE;
     const roleScopes = everything ? registered : [...row.scopes];
     for (const scope of roleScopes) {
-      if (scopes[scope] === undefined) throw new RangeError(`role ${row.id} names unregistered scope ${scope}`);
+      if (!Object.hasOwn(scopes, scope)) throw new RangeError(`role ${row.id} names unregistered scope ${scope}`);
     }
     if (row.kind === 'platform') platformRoles[row.id] = { scopes: roleScopes };
     else roles[row.id] = { levels: [...row.levels], rank: row.rank, scopes: roleScopes };

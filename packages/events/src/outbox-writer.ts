@@ -38,6 +38,13 @@ export interface OutboxWriteOptions {
   schema?: string;
   /** Tests: publish under `<prefix>.<subject>`, matching streams declared with the same prefix. */
   subjectPrefix?: string;
+  /**
+   * 'ignore': an event whose id (or aggregate version) is already stored is
+   * skipped without error, for writers that race on a deterministic id, such
+   * as several instances recording the same coalesced audit deny. Default
+   * 'error': a duplicate is a defect and fails the transaction.
+   */
+  onConflict?: 'error' | 'ignore';
 }
 
 /**
@@ -90,6 +97,7 @@ export async function writeOutboxEvent(
          organization_id, department_id, project_id, registry_versions, aggregate_type, aggregate_id,
          aggregate_version, payload)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       ${options.onConflict === 'ignore' ? 'ON CONFLICT DO NOTHING' : ''}
        RETURNING id
      )
      SELECT pg_notify(${channel}, '') FROM inserted`,

@@ -32,6 +32,8 @@ export const subgraphConfigSchema = z.object({
     .default(''),
   /** Published outbox events are deleted this long after publication (default a week); pending and failed ones never. */
   OUTBOX_RETENTION_HOURS: env.positiveInt(168),
+  /** IAM's read model counts as stale when its last heartbeat is older than this (IAM beats every 2 s). */
+  ACCESS_MODEL_MAX_AGE_MS: env.positiveInt(60_000),
   /** Each dependency probe of /readyz gives up after this long. */
   READINESS_TIMEOUT_MS: env.positiveInt(2_000),
   OTEL_TRACES_EXPORTER: z.enum(['none', 'otlp']).default('none'),

@@ -5,3 +5,4 @@ export * from './main.js';
 export * from './scalars.js';
 export * from './http-routes.js';
 export { actorOf, Outbox, type OutboxSource, type RawSqlTransaction } from './outbox.js';
+export * from './access-control.js';

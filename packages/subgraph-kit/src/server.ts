@@ -25,6 +25,11 @@ import {
 } from '@aifactory/service-auth';
 import type { SubgraphConfig } from './config.js';
 import type { Database } from './database.js';
+import { applyScopesDirective, type Access } from '@aifactory/authz';
+import type { AccessModelReader } from '@aifactory/access-model';
+import type { EventPublisher } from '@aifactory/contracts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { startAccessControl, type AccessControl } from './access-control.js';
 import { subgraphHttpRoutes, type SubgraphHttpRoute } from './http-routes.js';
 import { startOutboxRelay, type OutboxSource, type RunningOutboxRelay } from './outbox.js';
 
@@ -33,6 +38,18 @@ export interface SubgraphContext extends BaseContext {
   correlationId: string;
   call: VerifiedInternalCall;
   logger: Logger;
+  /** This request's authorization: `@scopes` asks it, and so do the domain services (`can`, `require`). */
+  access: Access;
+  /** IAM's read model: the role catalogue and policy snapshots with their age. */
+  accessModel: AccessModelReader;
+}
+
+/** What `onConnected` gets: the subgraph's NATS connection and the subject prefix its events carry. */
+export interface ConnectedServices {
+  nats: NatsConnection;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  subjectPrefix: string;
 }
 
 export interface SubgraphDefinition<TContext extends SubgraphContext> {
@@ -50,6 +67,12 @@ export interface SubgraphDefinition<TContext extends SubgraphContext> {
   closePools?: () => Promise<void>;
   /** The subgraph's outbox: while it serves, a relay publishes it into JetStream and prunes what was published. */
   outbox?: OutboxSource;
+  /**
+   * Runs once NATS is connected and before the subgraph waits for IAM's
+   * read model: iam publishes that model from here. What it returns is
+   * stopped at shutdown, right after in-flight requests finish.
+   */
+  onConnected?: (services: ConnectedServices) => Promise<{ stop(): Promise<void> } | void>;
 }
 
 export interface RunningSubgraph extends RunningHttpServer {
@@ -93,6 +116,8 @@ export async function startSubgraph<TContext extends SubgraphContext>(
     logger,
   });
   let relay: RunningOutboxRelay | undefined;
+  let connected: { stop(): Promise<void> } | void = undefined;
+  let access: AccessControl | undefined;
   try {
     if (definition.outbox) {
       relay = await startOutboxRelay({
@@ -104,9 +129,22 @@ export async function startSubgraph<TContext extends SubgraphContext>(
         retentionMs: config.OUTBOX_RETENTION_HOURS * 60 * 60 * 1000,
       });
     }
-    return await serve(definition, config, logger, { verifier, tracing, metrics, redis, nats, relay });
+    const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
+    connected = await definition.onConnected?.({ nats, logger, metrics, subjectPrefix });
+    access = await startAccessControl({
+      publisher: definition.name as EventPublisher,
+      nats,
+      subjectPrefix,
+      logger,
+      metrics,
+      ...(definition.outbox ? { outbox: definition.outbox } : {}),
+      maxAgeMs: config.ACCESS_MODEL_MAX_AGE_MS,
+    });
+    return await serve(definition, config, logger, { verifier, tracing, metrics, redis, nats, relay, connected, access });
   } catch (error) {
     // A start that fails half way lets go of what it holds, so the caller can close its pools and exit.
+    await access?.stop();
+    await connected?.stop();
     await relay?.stop();
     await drainNats(nats);
     await closeRedis(redis);
@@ -122,16 +160,21 @@ interface Connected {
   redis: ReturnType<typeof connectRedis>;
   nats: Awaited<ReturnType<typeof connectNats>>;
   relay: RunningOutboxRelay | undefined;
+  connected: { stop(): Promise<void> } | void;
+  access: AccessControl;
 }
 
 async function serve<TContext extends SubgraphContext>(
   definition: SubgraphDefinition<TContext>,
   config: SubgraphConfig,
   logger: Logger,
-  { verifier, tracing, metrics, redis, nats, relay }: Connected,
+  { verifier, tracing, metrics, redis, nats, relay, connected, access }: Connected,
 ): Promise<RunningSubgraph> {
   const apollo = new ApolloServer<TContext>({
-    schema: buildSubgraphSchema({ typeDefs: definition.typeDefs, resolvers: definition.resolvers as GraphQLResolverMap<unknown> }),
+    schema: applyScopesDirective(
+      buildSubgraphSchema({ typeDefs: definition.typeDefs, resolvers: definition.resolvers as GraphQLResolverMap<unknown> }),
+      (context) => (context as SubgraphContext).access,
+    ),
     includeStacktraceInErrorResponses: false,
     // Shutdown is ours (closeOnSignals): Apollo would re-raise the signal and skip closing the pools.
     stopOnTerminationSignals: false,
@@ -148,7 +191,15 @@ async function serve<TContext extends SubgraphContext>(
     // Ready means every dependency answers: its Postgres, Redis and NATS, each with its latency.
     'GET /readyz': async ({ res }) => {
       const report = await checkReadiness(
-        { postgres: definition.ready, redis: redisCheck(redis), nats: natsCheck(nats) },
+        {
+          postgres: definition.ready,
+          redis: redisCheck(redis),
+          nats: natsCheck(nats),
+          // Without IAM's catalogue every authorization would fail closed.
+          accessModel: async () => {
+            if (!access.reader.catalog()) throw new Error('the authorization catalogue has not been loaded yet');
+          },
+        },
         config.READINESS_TIMEOUT_MS,
       );
       const down = Object.entries(report.dependencies).filter(([, status]) => status.status === 'down');
@@ -166,7 +217,14 @@ async function serve<TContext extends SubgraphContext>(
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       authenticate: async (ctx) => {
         const call = await verifier.verify(bearerToken(ctx.req.headers.authorization));
-        return definition.extendContext({ principal: call.principal, correlationId: ctx.correlationId, call, logger });
+        return definition.extendContext({
+          principal: call.principal,
+          correlationId: ctx.correlationId,
+          call,
+          logger,
+          access: access.accessFor(call.principal, ctx.correlationId),
+          accessModel: access.reader,
+        });
       },
     }),
   };
@@ -194,6 +252,9 @@ async function serve<TContext extends SubgraphContext>(
     close: () => {
       closing ??= (async () => {
         await http.drain();
+        await connected?.stop();
+        // Denies still being written go out before the pool closes.
+        await access.stop();
         await relay?.stop();
         await drainNats(nats);
         await definition.closePools?.();

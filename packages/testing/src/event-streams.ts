@@ -48,6 +48,8 @@ export async function deleteEventStreams(subjectPrefix: string, natsUrl = TEST_N
 
 async function namesWithPrefix(jsm: JetStreamManager, subjectPrefix: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const name of jsm.streams.names()) if (name.startsWith(streamNamePrefix(subjectPrefix))) names.push(name);
+  const prefix = streamNamePrefix(subjectPrefix);
+  // KV buckets (IAM's access read model) are streams named `KV_<bucket>`, and a test's buckets carry its prefix too.
+  for await (const name of jsm.streams.names()) if (name.startsWith(prefix) || name.startsWith(`KV_${prefix}`)) names.push(name);
   return names;
 }

@@ -1,22 +1,59 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parse } from 'graphql';
+import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
-import { Outbox, serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
+import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { IamConfig } from './config.js';
 import { openIamDatabase } from './data/database.js';
-import { HierarchyStore } from './data/hierarchy.js';
-import { HierarchyService } from './domain/hierarchy.js';
+import { signInRoute } from './http/sign-in-route.js';
 import { resolvers, type IamContext } from './resolvers/index.js';
+import { createIamServices } from './services.js';
+import { startAccessReadModel } from './workers/access-read-model.js';
 
 export const SUBGRAPH_NAME = 'iam';
-export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', import.meta.url), 'utf8');
 
-export async function startIamSubgraph(config: IamConfig, logger: Logger): Promise<StartedService> {
+const SCHEMA_DIR = new URL('../src/schema/', import.meta.url);
+
+/** Every file of src/schema, in name order (00-schema.graphql, with the `@link` header, first). */
+export const typeDefsSource = readdirSync(SCHEMA_DIR)
+  .filter((file) => file.endsWith('.graphql'))
+  .sort()
+  .map((file) => readFileSync(new URL(file, SCHEMA_DIR), 'utf8'))
+  .join('\n');
+
+export interface IamStartOptions {
+  /** Tests: the time the access read model's heartbeat reports. */
+  clock?: Clock;
+}
+
+export async function startIamSubgraph(config: IamConfig, logger: Logger, options: IamStartOptions = {}): Promise<StartedService> {
   const database = openIamDatabase(config);
-  const outbox = new Outbox({ schema: database.schema, subjectPrefix: config.EVENT_SUBJECT_PREFIX });
-  const hierarchy = new HierarchyService(new HierarchyStore(database.prisma), outbox);
+  const services = createIamServices(database, config);
   return serveSubgraphWithDatabase<IamContext>(
-    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, hierarchy }) },
+    {
+      name: SUBGRAPH_NAME,
+      typeDefs: parse(typeDefsSource),
+      resolvers,
+      extendContext: (base) => ({ ...base, ...services }),
+      httpRoutes: [signInRoute(services.users)],
+      // iam owns the access read model: it must be in the bucket before the kit waits for its catalog.
+      onConnected: async ({ nats, logger: log, metrics, subjectPrefix }) => {
+        services.freshPolicy.attachMetrics(metrics);
+        return startAccessReadModel({
+          nc: nats,
+          subjectPrefix,
+          logger: log,
+          metrics,
+          clock: options.clock ?? systemClock,
+          heartbeatMs: config.ACCESS_HEARTBEAT_MS,
+          pool: database.pool,
+          schema: database.schema,
+          users: services.accessStore,
+          catalog: () => services.registries.catalogSnapshot(),
+          policies: { all: () => services.policy.policySnapshots(), one: (organizationId) => services.policy.policySnapshot(organizationId) },
+        });
+      },
+    },
     database,
     config,
     logger,

@@ -10,6 +10,10 @@ export interface RunningPlatform {
   gatewayUrl: string;
   gateway: RunningGateway;
   subgraphUrls: Record<string, string>;
+  /** A further gateway instance on the same subgraphs, Redis and NATS (closed with the platform). */
+  startAnotherGateway(): Promise<RunningGateway>;
+  /** Stops one subgraph (tests of what keeps working while it is down). */
+  stopSubgraph(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -21,6 +25,7 @@ export interface RunningPlatform {
  */
 export async function startPlatform(wiring: PlatformWiring, loggerFor: (service: string) => Logger): Promise<RunningPlatform> {
   const started: StartedService[] = [];
+  const subgraphs = new Map<string, StartedService>();
   const subgraphUrls: Record<string, string> = {};
   const closeAll = async () => {
     for (const service of started.reverse()) await service.close();
@@ -30,12 +35,30 @@ export async function startPlatform(wiring: PlatformWiring, loggerFor: (service:
       const config = parseConfig(subgraphConfigSchema, subgraphEnvironment(wiring, name, 0));
       const service = await start(config, loggerFor(name));
       started.push(service);
+      subgraphs.set(name, service);
       subgraphUrls[name] = `${service.url}/graphql`;
     }
     const gatewayConfig = parseConfig(gatewayConfigSchema, gatewayEnvironment(wiring, 0, subgraphUrls));
     const gateway = await startGateway(gatewayConfig, loggerFor('gateway'));
     started.push(gateway);
-    return { gatewayUrl: gateway.url, gateway, subgraphUrls, close: closeAll };
+    return {
+      gatewayUrl: gateway.url,
+      gateway,
+      subgraphUrls,
+      startAnotherGateway: async () => {
+        const another = await startGateway(gatewayConfig, loggerFor('gateway'));
+        started.push(another);
+        return another;
+      },
+      stopSubgraph: async (name) => {
+        const service = subgraphs.get(name);
+        if (!service) throw new Error(`no running subgraph ${name}`);
+        subgraphs.delete(name);
+        started.splice(started.indexOf(service), 1);
+        await service.close();
+      },
+      close: closeAll,
+    };
   } catch (error) {
     await closeAll();
     throw error;

@@ -12,10 +12,10 @@ export const resolvers: GraphQLResolverMap<AppplatformContext> = {
   DateTime: DateTimeScalar,
   AppStatus: { PENDING: 'pending', RUNNING: 'running', STOPPED: 'stopped', FAILED: 'failed' },
   Query: {
-    apps: (_root, args: { projectId: string }, ctx: AppplatformContext) => ctx.apps.appsOf(ctx.principal, args.projectId),
-    app: (_root, args: Ref, ctx: AppplatformContext) => ctx.apps.app(ctx.principal, args.id),
+    apps: (_root, args: { projectId: string }, ctx: AppplatformContext) => ctx.apps.appsOf(ctx.access, args.projectId),
+    app: (_root, args: Ref, ctx: AppplatformContext) => ctx.apps.app(ctx.access, args.id),
   },
   App: {
-    __resolveReference: (ref: Ref, ctx: AppplatformContext) => ctx.apps.app(ctx.principal, ref.id),
+    __resolveReference: (ref: Ref, ctx: AppplatformContext) => ctx.apps.app(ctx.access, ref.id),
   },
 };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { AppError, parseInput } from '@aifactory/errors';
-import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
+import { parseInput } from '@aifactory/errors';
+import type { Access } from '@aifactory/authz';
 import type { Account, AccountKind, AccountStore } from '../data/accounts.js';
 
 /** Every organization gets these, in its billing currency. */
@@ -12,28 +12,27 @@ const openAccountsInput = z.object({
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD'),
 });
 
+/** An organization's money is read with this scope, held on the organization itself (org_admin, platform admins). */
+const READ_SCOPE = 'platform:billing:read';
+
 /**
- * Organizations' accounts. Until IAM memberships reach billing (the IAM and
- * billing-ledger issues), only platform admins may read them; everyone else
- * is refused, never shown another organization's money.
+ * Organizations' accounts. Every read is checked with `can()` against the
+ * account's organization, so nobody sees another organization's money.
  */
 export class AccountService {
   constructor(private readonly store: AccountStore) {}
 
-  private canSeeEverything(principal: Principal): boolean {
-    return hasPlatformRole(principal, 'platform_admin');
+  /** Null, like an unknown id, when the caller may not see it; the refusal is audited. */
+  async account(access: Access, id: string): Promise<Account | null> {
+    if (!idSchema.safeParse(id).success) return null;
+    const account = await this.store.findAccount(id);
+    if (!account || !access.can(READ_SCOPE, { organizationId: account.organizationId })) return null;
+    return account;
   }
 
-  async account(principal: Principal, id: string): Promise<Account | null> {
-    if (!this.canSeeEverything(principal) || !idSchema.safeParse(id).success) return null;
-    return this.store.findAccount(id);
-  }
-
-  async balanceAccountOf(principal: Principal, organizationId: string): Promise<Account | null> {
-    if (!this.canSeeEverything(principal)) {
-      throw new AppError('AUTH_FORBIDDEN', 'You may not see this organization’s accounts');
-    }
+  async balanceAccountOf(access: Access, organizationId: string): Promise<Account | null> {
     if (!idSchema.safeParse(organizationId).success) return null;
+    access.require(READ_SCOPE, { organizationId });
     return this.store.findAccountOf(organizationId, 'customer_balance');
   }
 

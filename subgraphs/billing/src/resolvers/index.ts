@@ -13,12 +13,12 @@ export const resolvers: GraphQLResolverMap<BillingContext> = {
   DateTime: DateTimeScalar,
   AccountKind: { CUSTOMER_BALANCE: 'customer_balance', PROMOTIONAL_CREDIT: 'promotional_credit', DISPUTES_HELD: 'disputes_held' },
   Account: {
-    __resolveReference: (ref: Ref, ctx: BillingContext) => ctx.accounts.account(ctx.principal, ref.id),
+    __resolveReference: (ref: Ref, ctx: BillingContext) => ctx.accounts.account(ctx.access, ref.id),
     organization: (account: Account) => ({ __typename: 'Organization', id: account.organizationId }),
   },
   Organization: {
     // Billing knows organizations only by id; iam resolves every other field.
     __resolveReference: (ref: Ref) => ({ id: ref.id }),
-    account: (org: Ref, _args, ctx: BillingContext) => ctx.accounts.balanceAccountOf(ctx.principal, org.id),
+    account: (org: Ref, _args, ctx: BillingContext) => ctx.accounts.balanceAccountOf(ctx.access, org.id),
   },
 };

@@ -1,36 +1,40 @@
-import { DateTimeScalar, type SubgraphContext } from '@aifactory/subgraph-kit';
+import { DateTimeScalar } from '@aifactory/subgraph-kit';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import type { HierarchyService } from '../domain/hierarchy.js';
-import type { Department, Organization, Project } from '../data/hierarchy.js';
+import type { IamContext } from './context.js';
+import { hierarchyResolvers } from './hierarchy.js';
+import { memberResolvers } from './members.js';
+import { policyResolvers } from './policy.js';
+import { registryResolvers } from './registries.js';
 
-export interface IamContext extends SubgraphContext {
-  hierarchy: HierarchyService;
+export type { IamContext } from './context.js';
+
+/** Each area's resolver map, merged type by type; two areas resolving the same field is a defect caught at start. */
+function mergeResolvers(...maps: GraphQLResolverMap<IamContext>[]): GraphQLResolverMap<IamContext> {
+  const merged: Record<string, Record<string, unknown>> = {};
+  for (const map of maps) {
+    for (const [typeName, fields] of Object.entries(map)) {
+      if (typeName === 'DateTime' || !isFieldMap(fields)) {
+        merged[typeName] = fields as never;
+        continue;
+      }
+      const target = (merged[typeName] ??= {});
+      for (const [field, resolver] of Object.entries(fields)) {
+        if (field in target) throw new Error(`Two resolvers for ${typeName}.${field}`);
+        target[field] = resolver;
+      }
+    }
+  }
+  return merged as GraphQLResolverMap<IamContext>;
 }
 
-type Ref = { id: string };
+function isFieldMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && value.constructor === Object;
+}
 
-export const resolvers: GraphQLResolverMap<IamContext> = {
-  DateTime: DateTimeScalar,
-  LifecycleStatus: { ACTIVE: 'active', ARCHIVED: 'archived' },
-  Query: {
-    organizations: (_root, _args, ctx: IamContext) => ctx.hierarchy.listOrganizations(ctx.principal),
-    organization: (_root, args: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, args.id),
-  },
-  Mutation: {
-    renameOrganization: (_root, args: { id: string; name: string }, ctx: IamContext) => ctx.hierarchy.renameOrganization(ctx, args),
-  },
-  Organization: {
-    __resolveReference: (ref: Ref, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, ref.id),
-    departments: (org: Organization, _args, ctx: IamContext) => ctx.hierarchy.departmentsOf(ctx.principal, org.id),
-  },
-  Department: {
-    __resolveReference: (ref: Ref, ctx: IamContext) => ctx.hierarchy.department(ctx.principal, ref.id),
-    organization: (dept: Department, _args, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, dept.organizationId),
-    projects: (dept: Department, _args, ctx: IamContext) => ctx.hierarchy.projectsOf(ctx.principal, dept.id),
-  },
-  Project: {
-    __resolveReference: (ref: Ref, ctx: IamContext) => ctx.hierarchy.project(ctx.principal, ref.id),
-    department: (project: Project, _args, ctx: IamContext) => ctx.hierarchy.department(ctx.principal, project.departmentId),
-    organization: (project: Project, _args, ctx: IamContext) => ctx.hierarchy.organization(ctx.principal, project.organizationId),
-  },
-};
+export const resolvers: GraphQLResolverMap<IamContext> = mergeResolvers(
+  { DateTime: DateTimeScalar } as GraphQLResolverMap<IamContext>,
+  hierarchyResolvers,
+  memberResolvers,
+  registryResolvers,
+  policyResolvers,
+);

@@ -1,0 +1,14 @@
+export * from './model.js';
+export { buildCatalogSnapshot, Catalog, isScopeName, type CatalogSources, type RoleRegistryRow, type ScopeEntry, type ScopeRegistryRow, type UsableLifecycle } from './catalog.js';
+export { can, grantCovers, holdsScope, type Decision, type DenyReason } from './decide.js';
+export { canChangeMembership, canGrant, requireGrantAuthority, type GrantTarget, type GrantVerdict } from './escalation.js';
+export { Access, forbidden, type AccessOptions } from './access.js';
+export { deprecatedScopeReporter } from './deprecated-scopes.js';
+export { applyScopesDirective, enforceScopes, SCOPES_DIRECTIVE_NAME, SCOPES_DIRECTIVE_SDL, type ScopeRequirement } from './scopes-directive.js';
+export { supergraphScopes, unregisteredScopes } from './supergraph-scopes.js';
+export { denyActionId, deniedAccessEnvelope, denyEventId, utcMinute, type DeniedAccess } from './deny-event.js';
+export { DenyAuditor, type DenyAuditorOptions, type DenyInput } from './deny-audit.js';
+export { JetStreamDenySink, OutboxDenySink, type DenySink } from './deny-sinks.js';
+export { checkPolicyWrite, effectivePolicy, type EffectivePolicy, type PolicyTarget, type PolicyViolation, type PolicyWrite, type PoolLevel } from './policy.js';
+export { compareExact, parsePolicyValue, type Exact, type ParsedPolicyValue } from './policy-values.js';
+export { DEFAULT_POLICY_MAX_AGE_MS, requireFreshPolicy, type PolicyFreshness } from './policy-freshness.js';
