@@ -18,11 +18,11 @@ describe('isScopeName', () => {
 });
 
 describe('buildCatalogSnapshot', () => {
-  it('publishes a snapshot the read model schema accepts, versioned by the scope registry', () => {
+  it('publishes a snapshot the read model schema accepts, versioned by the sum of its registries, so a role change alone grows it', () => {
     const snapshot = buildCatalogSnapshot({ scopes: SCOPE_ROWS, roles: ROLE_ROWS, registryVersions: { scopes: 7, roles: 3 }, publishedAt: PUBLISHED_AT });
 
     expect(catalogSnapshotSchema.parse(snapshot)).toEqual(snapshot);
-    expect(snapshot.version).toBe(7);
+    expect(snapshot.version).toBe(10);
     expect(snapshot.registryVersions).toEqual({ scopes: 7, roles: 3 });
     expect(Object.keys(snapshot.roles).sort()).toEqual(['department_admin', 'org_admin', 'project_admin', 'project_member', 'viewer']);
     expect(snapshot.scopes['platform:project:read']).toEqual({ product: 'platform', lifecycle: 'active', riskClass: 'low', memberVisible: false });
@@ -72,7 +72,7 @@ describe('Catalog', () => {
   const catalog = testCatalog();
 
   it('answers role scopes, ranks and levels from the snapshot', () => {
-    expect(catalog.version).toBe(7);
+    expect(catalog.version).toBe(10);
     expect(catalog.rolesScopes('viewer').has('gpuaas:allocation:read')).toBe(true);
     expect(catalog.rolesScopes('viewer').has('gpuaas:allocation:create')).toBe(false);
     expect(catalog.roleRank('department_admin')).toBe(3);

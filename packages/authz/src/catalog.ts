@@ -28,7 +28,7 @@ export interface RoleRegistryRow {
 export interface CatalogSources {
   scopes: readonly ScopeRegistryRow[];
   roles: readonly RoleRegistryRow[];
-  /** By registry name; `scopes` is the catalogue's own version. */
+  /** By registry name; `scopes` must be there (API keys record it). */
   registryVersions: Record<string, number>;
   publishedAt: string;
 }
@@ -41,8 +41,10 @@ const EVERY_SCOPE = '*';
  * so it fails here, once, instead of silently granting nothing per request.
  */
 export function buildCatalogSnapshot(sources: CatalogSources): CatalogSnapshot {
-  const version = sources.registryVersions.scopes;
-  if (version === undefined) throw new RangeError('registryVersions has no "scopes" entry: the catalogue version comes from it');
+  if (sources.registryVersions.scopes === undefined) throw new RangeError('registryVersions has no "scopes" entry');
+  // Every registry's version only grows, so their sum grows with any change the catalogue carries (a role's
+  // scopes, a product) and the read model, which keeps only newer versions, never drops one.
+  const version = Object.values(sources.registryVersions).reduce((sum, each) => sum + each, 0);
   const scopes: CatalogSnapshot['scopes'] = {};
   for (const row of sources.scopes) {
     if (!isScopeName(row.id)) throw new RangeError(`scope ${JSON.stringify(row.id)} does not match <product>:<resource>:<verb>`);

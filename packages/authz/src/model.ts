@@ -21,7 +21,7 @@ export type ScopeLifecycle = (typeof SCOPE_LIFECYCLES)[number];
 export const RISK_CLASSES = ['low', 'medium', 'high', 'critical'] as const;
 
 export const catalogSnapshotSchema = z.object({
-  /** The scope registry's version: API keys and internal JWTs record it (`rv`). */
+  /** Grows with every change of any registry it carries (the sum of `registryVersions`); internal JWTs carry it as `rv`. */
   version: z.number().int().nonnegative(),
   /** Every registry's version at publication, by registry name (products, scopes, roles, ...). */
   registryVersions: z.record(z.string(), z.number().int().nonnegative()),

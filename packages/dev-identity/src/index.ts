@@ -35,6 +35,8 @@ export interface AssertionClaims {
   email: string;
   name?: string;
   groups?: string[];
+  /** Defaults to true, as a corporate identity provider says of its own accounts. */
+  emailVerified?: boolean;
   /** Seconds from now; negative gives an expired assertion. */
   expiresInSeconds?: number;
 }
@@ -43,7 +45,13 @@ export interface AssertionClaims {
 export async function signAssertion(key: AssertionKey, claims: AssertionClaims): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const expiresIn = claims.expiresInSeconds ?? 3600;
-  return new SignJWT({ email: claims.email, name: claims.name ?? claims.email, groups: claims.groups ?? [] })
+  return new SignJWT({
+    email: claims.email,
+    // Pomerium passes the identity provider's word; invitations are claimed only with a verified email.
+    email_verified: claims.emailVerified ?? true,
+    name: claims.name ?? claims.email,
+    groups: claims.groups ?? [],
+  })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
     .setIssuer(claims.issuer)
     .setAudience(claims.audience)

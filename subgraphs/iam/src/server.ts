@@ -11,6 +11,7 @@ import { createIamServices } from './services.js';
 import { startAccessReadModel } from './workers/access-read-model.js';
 
 export const SUBGRAPH_NAME = 'iam';
+export { iamConfigSchema } from './config.js';
 
 const SCHEMA_DIR = new URL('../src/schema/', import.meta.url);
 

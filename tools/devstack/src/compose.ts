@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { composeServices } from '@apollo/composition';
 import { parse } from 'graphql';
@@ -27,9 +27,17 @@ export async function readSupergraphConfig(configFile: string): Promise<Subgraph
   return Promise.all(
     Object.entries(config.subgraphs).map(async ([name, entry]) => {
       const schemaFile = path.resolve(root, entry.schema.file);
-      return { name, url: entry.routing_url, schemaFile, sdl: await readFile(schemaFile, 'utf8') };
+      return { name, url: entry.routing_url, schemaFile, sdl: await readSdl(schemaFile) };
     }),
   );
+}
+
+/** A subgraph's SDL: one file, or every `.graphql` file of a folder in name order (how iam splits its schema). */
+async function readSdl(schemaPath: string): Promise<string> {
+  if (!(await stat(schemaPath)).isDirectory()) return readFile(schemaPath, 'utf8');
+  const files = (await readdir(schemaPath)).filter((file) => file.endsWith('.graphql')).sort();
+  const parts = await Promise.all(files.map((file) => readFile(path.join(schemaPath, file), 'utf8')));
+  return parts.join('\n');
 }
 
 export type CompositionResult = { ok: true; supergraphSdl: string } | { ok: false; errors: string[] };

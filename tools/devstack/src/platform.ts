@@ -2,7 +2,7 @@ import { parseConfig } from '@aifactory/config';
 import { gatewayConfigSchema } from '@aifactory/gateway/config';
 import { startGateway, type RunningGateway } from '@aifactory/gateway/server';
 import type { Logger } from '@aifactory/logging';
-import { subgraphConfigSchema, type StartedService } from '@aifactory/subgraph-kit';
+import type { StartedService } from '@aifactory/subgraph-kit';
 import { SUBGRAPH_STARTERS } from './subgraphs.js';
 import { gatewayEnvironment, subgraphEnvironment, type PlatformWiring } from './wiring.js';
 
@@ -32,8 +32,7 @@ export async function startPlatform(wiring: PlatformWiring, loggerFor: (service:
   };
   try {
     for (const { name, start } of SUBGRAPH_STARTERS) {
-      const config = parseConfig(subgraphConfigSchema, subgraphEnvironment(wiring, name, 0));
-      const service = await start(config, loggerFor(name));
+      const service = await start(subgraphEnvironment(wiring, name, 0), loggerFor(name));
       started.push(service);
       subgraphs.set(name, service);
       subgraphUrls[name] = `${service.url}/graphql`;

@@ -140,7 +140,7 @@ export const userChangedV1 = defineEvent({
 /** Every policy change bumps one policy version: the aggregate is `policy/global`. */
 export const policyChangedPayloadSchema = z.object({
   version: z.number().int().positive(),
-  change: z.enum(['value_set', 'value_cleared', 'plan_defined', 'plan_assigned']),
+  change: z.enum(['value_set', 'value_cleared', 'plan_defined', 'plan_assigned', 'key_defined']),
   level: z.enum(['global', 'plan', 'organization', 'department', 'project']).nullable(),
   /** The plan, organization, department or project the change is at; null at global level. */
   targetId: z.uuid().nullable(),

@@ -237,7 +237,7 @@ export class PolicyService {
       }
       const version = await this.registries.bumpVersion(tx, 'policy');
       // The contract has no change kind for a new key: announce its default as the value now in force.
-      await this.outbox.add(tx, policyChanged(caller, null, { version, change: 'value_set', level: null, targetId: null, key: valid.key, value: valid.default }));
+      await this.outbox.add(tx, policyChanged(caller, null, { version, change: 'key_defined', level: null, targetId: null, key: valid.key, value: valid.default }));
       const created = await this.store.insertKey(tx, {
         key: definition.key,
         type: definition.type,

@@ -98,16 +98,21 @@ export class UserService {
    */
   private async claim(tx: IamTransaction, origin: AuditCaller, user: User, invitation: Invitation): Promise<boolean> {
     await this.store.deleteInvitation(tx, invitation.id);
-    const { email: _email, invitedBy, version, createdAt: _createdAt, ...placement } = invitation;
     if (await this.store.findMembershipOn(tx, user.id, invitation.nodeId)) {
-      await this.outbox.add(tx, membershipChanged(invitation, 'revoked', version + 1, origin));
+      await this.outbox.add(tx, membershipChanged(invitation, 'revoked', invitation.version + 1, origin));
       return false;
     }
     const membership = await this.store.createMembership(tx, {
-      ...placement,
+      id: invitation.id,
+      organizationId: invitation.organizationId,
+      level: invitation.level,
+      nodeId: invitation.nodeId,
+      departmentId: invitation.departmentId,
+      projectId: invitation.projectId,
+      role: invitation.role,
       userId: user.id,
-      version: version + 1,
-      grantedBy: invitedBy ?? origin.actor.id,
+      version: invitation.version + 1,
+      grantedBy: invitation.invitedBy ?? origin.actor.id,
     });
     await this.outbox.add(tx, membershipChanged(membership, 'claimed', membership.version, origin));
     await this.outbox.add(

@@ -1,6 +1,3 @@
-import { runEventBench } from './event-bench.js';
-import { runGatewayComparison } from './gateway-comparison.js';
-
 // npm run bench [-- --duration 10 --concurrency 16]
 //   the platform gateway against direct subgraph calls, on a running dev stack (cli.ts)
 // npm run bench -- gateways [--duration 12 --warmup 2 --concurrency 16 --rounds 4]
@@ -10,11 +7,18 @@ import { runGatewayComparison } from './gateway-comparison.js';
 //                           --account-events 5 --interval 200 --only relay|fanout]
 //   the outbox relay against raw JetStream publishes, then subscription fan-out
 //   through the gateway; private databases, stream prefixes and Redis keys of its own
+// npm run bench -- authz [--duration 8 --concurrency 8 --rounds 4 --changes 20 --memberships 100000
+//                          --only overhead|propagation|coldload]
+//   guard and grant resolution on vs off through the gateway, membership-change
+//   propagation across two gateways, can() cost, and the read model's cold load
+// Each command is loaded on its own, so one needs only what it uses built.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'gateways') {
-  process.exitCode = await runGatewayComparison(rest);
+  process.exitCode = await (await import('./gateway-comparison.js')).runGatewayComparison(rest);
+} else if (command === 'authz') {
+  process.exitCode = await (await import('./authz-bench.js')).runAuthzBench(rest);
 } else if (command === 'events') {
-  process.exitCode = await runEventBench(rest);
+  process.exitCode = await (await import('./event-bench.js')).runEventBench(rest);
 } else {
   await import('./cli.js');
 }
