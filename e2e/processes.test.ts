@@ -1,22 +1,28 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { AccessModelPublisher } from '@aifactory/access-model';
+import { buildCatalogSnapshot } from '@aifactory/authz';
+import { loadRegistryData } from '@aifactory/contracts';
 import { generateAssertionKey, signAssertion, startJwksServer, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { REPO_ROOT } from '@aifactory/devstack';
+import { createLogger } from '@aifactory/logging';
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import {
   deleteRedisKeys,
   createTestDatabase,
   deleteEventStreams,
   tempKeyDir,
+  TEST_NATS_URL,
   TEST_REDIS_URL,
   uniqueEventSubjectPrefix,
   type TempKeys,
   type TestDatabase,
 } from '@aifactory/testing';
+import { connect } from '@nats-io/transport-node';
 import { eventually } from './support/eventually.js';
 
 interface Exited {
@@ -115,6 +121,39 @@ function untilElapsed(startedAt: number, ms: number): Promise<void> {
 const SUPERGRAPH_SUBGRAPHS = ['appplatform', 'billing', 'evidence', 'gpuaas', 'iam', 'tokenfactory'];
 const ISSUER = 'https://authenticate.processes.localhost';
 const AUDIENCE = 'aifactory.processes.localhost';
+const SLOW_USER = { subject: 'slow-user', email: 'slow@example.com' };
+
+/**
+ * Plays iam's part in the read model, in this run's own bucket: the gateway is
+ * ready only while the model is fresh, and it knows the slow user already
+ * (same profile as the assertion), so it has no reason to call iam's sign-in.
+ */
+async function publishReadModel(subjectPrefix: string): Promise<void> {
+  const nc = await connect({ servers: TEST_NATS_URL, name: 'processes-test-iam' });
+  try {
+    const publisher = await AccessModelPublisher.open({ nc, subjectPrefix, logger: createLogger({ service: 'iam', level: 'silent' }) });
+    const registry = loadRegistryData();
+    const now = new Date().toISOString();
+    const catalog = buildCatalogSnapshot({ scopes: registry.scopes, roles: registry.roles, registryVersions: { scopes: 1, roles: 1 }, publishedAt: now });
+    await publisher.putCatalog(catalog);
+    await publisher.putPrincipal({
+      userId: randomUUID(),
+      issuer: ISSUER,
+      subject: SLOW_USER.subject,
+      email: SLOW_USER.email,
+      emailVerified: true,
+      name: SLOW_USER.email,
+      platformRoles: ['platform_admin'],
+      grants: [],
+      version: 1,
+      updatedAt: now,
+    });
+    // One beat is fresh for the gateway's whole budget (ACCESS_MODEL_MAX_AGE_MS, 60 s), longer than this test.
+    await publisher.heartbeat({ at: now, catalogVersion: catalog.version, policyVersion: 0 });
+  } finally {
+    await nc.close();
+  }
+}
 
 describe('service processes', () => {
   it('stops the gateway at start with the names of missing variables', async () => {
@@ -208,7 +247,7 @@ describe('service processes', () => {
             'content-type': 'application/json',
             authorization: `Bearer ${await signer.mint({ audience: 'iam', principal: admin, correlationId: 'slow-iam-0001' })}`,
           },
-          body: JSON.stringify({ query: '{ organizations { id } }' }),
+          body: JSON.stringify({ query: '{ organizations { edges { node { id } } } }' }),
         }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
         const settled = () => (slowSettled = true);
         void slow.then(settled, settled);
@@ -224,7 +263,7 @@ describe('service processes', () => {
         await untilElapsed(heldSince, SLOW_REQUEST_MS);
         await holder.query('COMMIT');
         holding = false;
-        expect(await slow).toEqual({ status: 200, body: { data: { organizations: [] } } });
+        expect(await slow).toEqual({ status: 200, body: { data: { organizations: { edges: [] } } } });
         const { code, stdout } = await iam.exited;
         expect(code).toBe(0);
         expectShutdownInOrder(stdout);
@@ -246,8 +285,11 @@ describe('service processes', () => {
     /** The fake subgraph answers SLOW_REQUEST_MS after the query arrived, and not before the test releases it. */
     let releaseAnswer: Deferred;
     const redisKeyPrefix = `aif:test:${randomBytes(6).toString('hex')}:`;
+    // The read model's bucket and the streams the gateway declares (its audit of denies), deleted afterwards.
+    const eventSubjectPrefix = uniqueEventSubjectPrefix();
 
     beforeAll(async () => {
+      await publishReadModel(eventSubjectPrefix);
       keys = await tempKeyDir();
       assertionKey = await generateAssertionKey();
       jwks = await startJwksServer([assertionKey]);
@@ -261,7 +303,7 @@ describe('service processes', () => {
           queryArrived.resolve();
           await Promise.all([releaseAnswer.promise, untilElapsed(arrivedAt, SLOW_REQUEST_MS)]);
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end('{"data":{"organizations":[]}}');
+          res.end('{"data":{"organizations":{"edges":[]}}}');
         });
       });
       await new Promise<void>((resolve) => subgraph.listen(0, '127.0.0.1', resolve));
@@ -274,6 +316,7 @@ describe('service processes', () => {
       await jwks?.close();
       await keys?.cleanup();
       await deleteRedisKeys(redisKeyPrefix);
+      await deleteEventStreams(eventSubjectPrefix);
     });
 
     it('SIGTERM during a slow request: refuses new connections, finishes the request, drains NATS and exits 0', async () => {
@@ -294,21 +337,22 @@ describe('service processes', () => {
           SUBGRAPH_URLS: JSON.stringify(Object.fromEntries(SUPERGRAPH_SUBGRAPHS.map((name) => [name, subgraphUrl]))),
           REDIS_URL: TEST_REDIS_URL,
           REDIS_KEY_PREFIX: redisKeyPrefix,
+          EVENT_SUBJECT_PREFIX: eventSubjectPrefix,
           SHUTDOWN_GRACE_MS: '10000',
         },
         onListening('gateway listening', listening),
       );
       try {
         const url = await listeningUrl(gateway, listening);
-        // The gateway listens before its first JWKS fetch is done; ready means it can judge assertions.
+        // The gateway listens before its first JWKS fetch is done; ready means it can judge assertions and knows who holds what.
         await eventually(async () => expect((await fetch(`${url}/readyz`)).status).toBe(200), 10_000);
 
-        const assertion = await signAssertion(assertionKey, { issuer: ISSUER, audience: AUDIENCE, subject: 'slow-user', email: 'slow@example.com' });
+        const assertion = await signAssertion(assertionKey, { issuer: ISSUER, audience: AUDIENCE, ...SLOW_USER });
         let slowSettled = false;
         const slow = fetch(`${url}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion },
-          body: JSON.stringify({ query: '{ organizations { id } }' }),
+          body: JSON.stringify({ query: '{ organizations { edges { node { id } } } }' }),
         }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
         const settled = () => (slowSettled = true);
         void slow.then(settled, settled);
@@ -319,7 +363,7 @@ describe('service processes', () => {
         expect(slowSettled).toBe(false);
 
         releaseAnswer.resolve();
-        expect(await slow).toEqual({ status: 200, body: { data: { organizations: [] } } });
+        expect(await slow).toEqual({ status: 200, body: { data: { organizations: { edges: [] } } } });
         const { code, stdout } = await gateway.exited;
         expect(code).toBe(0);
         expectShutdownInOrder(stdout);

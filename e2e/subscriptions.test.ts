@@ -93,6 +93,7 @@ describe('subscriptions through the gateway', () => {
     seeded = await t.seed();
   });
   afterAll(async () => {
+    require('fs').writeFileSync('/tmp/sublogs.json', JSON.stringify(t.logs.lines().filter((l: any) => l.level >= 40 || /subscri|sign|principal/i.test(l.msg)), null, 1));
     await t?.close();
     await nc?.drain();
   });

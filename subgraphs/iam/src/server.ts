@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
-import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
+import { createPool, serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { IamConfig } from './config.js';
 import { openIamDatabase } from './data/database.js';
 import { signInRoute } from './http/sign-in-route.js';
@@ -40,19 +40,36 @@ export async function startIamSubgraph(config: IamConfig, logger: Logger, option
       // iam owns the access read model: it must be in the bucket before the kit waits for its catalog.
       onConnected: async ({ nats, logger: log, metrics, subjectPrefix }) => {
         services.freshPolicy.attachMetrics(metrics);
-        return startAccessReadModel({
+        // The projection's consumer keeps a transaction open on its pool while it reads users through Prisma's:
+        // on one shared pool of size 1 it would wait for itself. Its own single connection keeps them apart.
+        const projectionPool = createPool({
+          url: config.DATABASE_URL,
+          max: 1,
+          applicationName: 'iam-projection',
+          schema: database.schema,
+        });
+        const readModel = await startAccessReadModel({
           nc: nats,
           subjectPrefix,
           logger: log,
           metrics,
           clock: options.clock ?? systemClock,
           heartbeatMs: config.ACCESS_HEARTBEAT_MS,
-          pool: database.pool,
+          pool: projectionPool,
           schema: database.schema,
           users: services.accessStore,
           catalog: () => services.registries.catalogSnapshot(),
           policies: { all: () => services.policy.policySnapshots(), one: (organizationId) => services.policy.policySnapshot(organizationId) },
+        }).catch(async (error: unknown) => {
+          await projectionPool.end();
+          throw error;
         });
+        return {
+          stop: async () => {
+            await readModel.stop();
+            await projectionPool.end();
+          },
+        };
       },
     },
     database,
