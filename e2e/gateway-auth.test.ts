@@ -3,7 +3,9 @@ import { eventually } from './support/eventually.js';
 import { hmacWithPublicKey, unsignedAssertion } from './support/forge.js';
 import { AUDIENCE, ISSUER, startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
-const QUERY = '{ organizations { id } }';
+// Every signed-in human may ask for their own organizations; one holding no role yet gets an empty page.
+const QUERY = '{ myOrganizations { edges { node { id } } } }';
+const NO_ORGANIZATIONS = { myOrganizations: { edges: [] } };
 
 describe('gateway authentication', () => {
   let t: TestPlatform;
@@ -62,7 +64,16 @@ describe('gateway authentication', () => {
     const hitsBefore = t.subgraphHits();
     const res = await t.graphql({ query: QUERY, assertion: await t.assertion() });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ data: { organizations: [] } });
+    expect(res.body).toEqual({ data: NO_ORGANIZATIONS });
+    await eventually(() => expect(t.subgraphHits()).toBe(hitsBefore + 1));
+  });
+
+  it('passes an authenticated user without the scope on to the subgraph, which refuses the field, not the request', async () => {
+    const hitsBefore = t.subgraphHits();
+    const res = await t.graphql({ query: '{ organizations { edges { node { id } } } }', assertion: await t.assertion() });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors).toMatchObject([{ path: ['organizations'], extensions: { code: 'AUTH_FORBIDDEN' } }]);
     await eventually(() => expect(t.subgraphHits()).toBe(hitsBefore + 1));
   });
 
@@ -73,7 +84,7 @@ describe('gateway authentication', () => {
     t.jwks.publish(rotated);
     const after = await t.graphql({ query: QUERY, assertion: await t.assertion({}, rotated) });
     expect(after.status).toBe(200);
-    expect(after.body.data).toEqual({ organizations: [] });
+    expect(after.body.data).toEqual(NO_ORGANIZATIONS);
   });
 
   it('is ready once the supergraph and the JWKS are loaded', async () => {

@@ -5,8 +5,39 @@ import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
 const RENAME = 'mutation Rename($id: ID!, $name: String!) { renameOrganization(id: $id, name: $name) { id name } }';
+// Answered to any signed-in human, even one holding no role yet.
+const MY_ORGANIZATIONS = '{ myOrganizations { edges { node { id } } } }';
+// Needs platform:organization:read: the platform admins here.
+const ORGANIZATIONS = '{ organizations { edges { node { id } } } }';
 // Windows are aligned to the clock: a day-long one makes a test that straddles a boundary all but impossible.
 const WINDOW = 86_400;
+
+/**
+ * Every principal's request budget is IAM's global policy value of this key, per clock minute;
+ * RATE_LIMITS' `default` only serves until that policy exists, which is before any request.
+ */
+const REQUESTS_PER_MINUTE = 'platform.gateway.requests_per_minute';
+
+/** Sets the per-principal budget as a platform admin of its own (so no budget under test pays for it) and waits until the gateway applies it. */
+async function setPrincipalBudget(t: TestPlatform, limit: number): Promise<void> {
+  const policyAdmin = await t.assertion({ subject: 'policy-admin', groups: ['test-platform-admins'] });
+  const set = await t.graphql({
+    query: `mutation { setPolicyValue(level: GLOBAL, key: "${REQUESTS_PER_MINUTE}", value: "${limit}") { value } }`,
+    assertion: policyAdmin,
+  });
+  expect(set.body).toEqual({ data: { setPolicyValue: { value: String(limit) } } });
+  const probe = await t.assertion({ subject: 'policy-probe' });
+  await eventually(async () => {
+    const res = await t.graphql({ query: '{ __typename }', assertion: probe });
+    expect(res.headers.get('x-ratelimit-limit')).toBe(String(limit));
+  }, 10_000);
+}
+
+/** Minute windows are aligned to the clock: start a run of requests that must share one where the minute has room for it. */
+async function awayFromMinuteEnd(): Promise<void> {
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_100 - intoMinute));
+}
 
 function linesFor(t: TestPlatform, correlationId: string | null) {
   return t.logs.lines().filter((line) => line.service === 'gateway' && line.correlationId === correlationId && typeof line.status === 'number');
@@ -18,12 +49,13 @@ describe('rate limits per principal and per operation', () => {
     t = await startTestPlatform({
       gatewayOverrides: {
         RATE_LIMITS: JSON.stringify({
-          default: { limit: 5, windowSeconds: WINDOW },
+          default: { limit: 1000, windowSeconds: WINDOW },
           operations: { Named: { limit: 2, windowSeconds: WINDOW } },
           webhooks: { limit: 3, windowSeconds: WINDOW },
         }),
       },
     });
+    await setPrincipalBudget(t, 5);
   });
   afterAll(async () => {
     await t?.close();
@@ -31,7 +63,8 @@ describe('rate limits per principal and per operation', () => {
 
   it('lets exactly the limit through when 12 requests arrive at once, and answers the rest 429 with the headers', async () => {
     const assertion = await t.assertion({ subject: 'burst-user' });
-    const answers = await Promise.all(Array.from({ length: 12 }, () => t.graphql({ query: '{ organizations { id } }', assertion })));
+    await awayFromMinuteEnd();
+    const answers = await Promise.all(Array.from({ length: 12 }, () => t.graphql({ query: MY_ORGANIZATIONS, assertion })));
     const passed = answers.filter((res) => res.status === 200);
     const limited = answers.filter((res) => res.status === 429);
     expect(passed).toHaveLength(5);
@@ -46,7 +79,7 @@ describe('rate limits per principal and per operation', () => {
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(res.body.errors[0].extensions.code).toBe('RATE_LIMIT_EXCEEDED');
     }
-    const other = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion({ subject: 'someone-else' }) });
+    const other = await t.graphql({ query: MY_ORGANIZATIONS, assertion: await t.assertion({ subject: 'someone-else' }) });
     expect(other.status).toBe(200);
   });
 
@@ -54,12 +87,12 @@ describe('rate limits per principal and per operation', () => {
     const assertion = await t.assertion({ subject: 'named-user' });
     const statuses: number[] = [];
     for (let i = 0; i < 3; i += 1) {
-      const res = await t.graphql({ query: 'query Named { organizations { id } }', assertion });
+      const res = await t.graphql({ query: `query Named ${MY_ORGANIZATIONS}`, assertion });
       statuses.push(res.status);
       if (i === 2) expect(res.headers.get('x-ratelimit-limit')).toBe('2');
     }
     expect(statuses).toEqual([200, 200, 429]);
-    const unnamed = await t.graphql({ query: '{ organizations { id } }', assertion });
+    const unnamed = await t.graphql({ query: MY_ORGANIZATIONS, assertion });
     expect(unnamed.status).toBe(200);
   });
 });
@@ -78,7 +111,7 @@ describe('the edge when Redis fails', () => {
   });
 
   it('lets requests through (the general limiter fails open) and counts them in a metric', async () => {
-    const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion() });
+    const res = await t.graphql({ query: MY_ORGANIZATIONS, assertion: await t.assertion() });
     expect(res.status).toBe(200);
     const metrics = await (await fetch(`${t.platform.gatewayUrl}/metrics`)).text();
     const failOpen = metrics.split('\n').find((line) => line.startsWith('aif_rate_limit_decisions_total') && line.includes('outcome="fail_open"'));
@@ -160,7 +193,7 @@ describe('idempotency keys on mutations', () => {
     const b = await t.graphql({ query: RENAME, variables, assertion: otherAdmin, headers: { 'idempotency-key': 'shared-key' } });
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(b.headers.get('idempotent-replayed')).toBeNull();
-    const query = await t.graphql({ query: '{ organizations { id } }', assertion: admin, headers: { 'idempotency-key': 'shared-key' } });
+    const query = await t.graphql({ query: ORGANIZATIONS, assertion: admin, headers: { 'idempotency-key': 'shared-key' } });
     expect(query.status).toBe(200);
   });
 
@@ -203,7 +236,9 @@ describe('error audit, metrics and traces', () => {
   beforeAll(async () => {
     // Registered before the platform starts, so the gateway and subgraphs in this process share it.
     tracing = startTracing({ serviceName: 'e2e', exporter: 'memory' });
-    t = await startTestPlatform({ gatewayOverrides: { RATE_LIMITS: JSON.stringify({ default: { limit: 2, windowSeconds: WINDOW }, webhooks: { limit: 3, windowSeconds: WINDOW } }) } });
+    t = await startTestPlatform({ gatewayOverrides: { RATE_LIMITS: JSON.stringify({ default: { limit: 1000, windowSeconds: WINDOW }, webhooks: { limit: 3, windowSeconds: WINDOW } }) } });
+    // The user's third request is over it; the admin makes two, in the tests after it.
+    await setPrincipalBudget(t, 2);
   });
   afterAll(async () => {
     await t?.close();
@@ -212,11 +247,12 @@ describe('error audit, metrics and traces', () => {
 
   it('answers representative 4xx paths with a correlation id and leaves one sanitized log line with the cause class', async () => {
     const user = await t.assertion({ subject: 'audited-user' });
+    await awayFromMinuteEnd();
     const paths: Array<[string, () => Promise<{ status: number; body: any; headers: Headers }>, number, string, string]> = [
-      ['no credential', () => t.graphql({ query: '{ organizations { id } }' }), 401, 'AUTH_UNAUTHENTICATED', 'authn'],
+      ['no credential', () => t.graphql({ query: MY_ORGANIZATIONS }), 401, 'AUTH_UNAUTHENTICATED', 'authn'],
       ['a parse error', () => t.graphql({ query: '{', assertion: user }), 400, 'GRAPHQL_PARSE_FAILED', 'validation'],
       ['introspection', () => t.graphql({ query: '{ __schema { types { name } } }', assertion: user }), 403, 'GRAPHQL_INTROSPECTION_FORBIDDEN', 'authz'],
-      ['over the rate limit', () => t.graphql({ query: '{ organizations { id } }', assertion: user }), 429, 'RATE_LIMIT_EXCEEDED', 'validation'],
+      ['over the rate limit', () => t.graphql({ query: MY_ORGANIZATIONS, assertion: user }), 429, 'RATE_LIMIT_EXCEEDED', 'validation'],
     ];
     for (const [name, call, status, code, errorClass] of paths) {
       const res = await call();
@@ -230,7 +266,7 @@ describe('error audit, metrics and traces', () => {
   });
 
   it('exposes the named series on the gateway and on a subgraph', async () => {
-    await t.graphql({ query: 'query Joined { organizations { id account { currency } } }', assertion: await t.adminAssertion() });
+    await t.graphql({ query: 'query Joined { organizations { edges { node { id account { currency } } } } }', assertion: await t.adminAssertion() });
     const gateway = await (await fetch(`${t.platform.gatewayUrl}/metrics`)).text();
     expect(gateway).toMatch(/aif_http_request_duration_seconds_count\{[^}]*route="POST \/graphql"[^}]*operation="Joined"[^}]*outcome="ok"[^}]*\} 1/);
     expect(gateway).toMatch(/aif_subgraph_fetch_duration_seconds_count\{[^}]*subgraph="iam"/);
@@ -243,7 +279,7 @@ describe('error audit, metrics and traces', () => {
 
   it('covers the gateway span and the subgraph spans with one trace id', async () => {
     tracing.memoryExporter?.reset();
-    const res = await t.graphql({ query: '{ organizations { id account { currency } } }', assertion: await t.adminAssertion(), headers: { 'x-correlation-id': 'traced-0001' } });
+    const res = await t.graphql({ query: '{ organizations { edges { node { id account { currency } } } } }', assertion: await t.adminAssertion(), headers: { 'x-correlation-id': 'traced-0001' } });
     expect(res.status).toBe(200);
     await eventually(() => {
       const spans = tracing.memoryExporter?.getFinishedSpans() ?? [];

@@ -3,12 +3,20 @@ import { startTestPlatform, type TestPlatform } from './support/test-platform.js
 
 const DEVELOPER_GROUPS = { groups: ['test-developers'] };
 
-function nested(depth: number): string {
-  // organizations(1) > departments(2) > organization(3) > ... > id(depth)
-  let selection = 'id';
-  for (let level = depth - 1; level >= 2; level -= 1) selection = `${level % 2 === 0 ? 'departments' : 'organization'} { ${selection} }`;
-  return `{ organizations { ${selection} } }`;
+// Along organizations > edges > node, the hierarchy loops Organization > departments > edges > node > organization > ...
+const LOOP = ['departments', 'edges', 'node', 'organization'];
+
+/** A valid query whose deepest field is at `depth`; `__typename` ends it whatever type it stops on. */
+function nested(depth: number, firstOnOrganization = ''): string {
+  const path = ['organizations', 'edges', 'node'];
+  while (path.length < depth - 1) path.push(LOOP[(path.length - 3) % LOOP.length] ?? '');
+  let selection = '__typename';
+  for (let level = path.length - 1; level >= 0; level -= 1) selection = `${path[level]} { ${level === 2 ? firstOnOrganization : ''}${selection} }`;
+  return `{ ${selection} }`;
 }
+
+/** Selects on each organization of the first page. */
+const onOrganizations = (selection: string) => `{ organizations { edges { node { ${selection} } } } }`;
 
 describe('operation limits, checked before planning', () => {
   let t: TestPlatform;
@@ -24,20 +32,28 @@ describe('operation limits, checked before planning', () => {
   const cases: Array<[string, () => { query?: string; rawBody?: string }, number, string]> = [
     ['depth 21', () => ({ query: nested(21) }), 400, 'GRAPHQL_DEPTH_LIMIT_EXCEEDED'],
     ['depth 21 hidden in a chain of fragments', () => ({
-      query: `{ organizations { ...D1 } } ${Array.from({ length: 19 }, (_, i) =>
-        `fragment D${i + 1} on ${i % 2 === 0 ? 'Organization' : 'Department'} { ${i % 2 === 0 ? 'departments' : 'organization'} { ${i === 18 ? 'id' : `...D${i + 2}`} } }`).join(' ')}`,
+      // Organization at 3; each pair of fragments climbs 4 (departments > edges > node, then organization) to one at 19; the last adds 2.
+      query: `{ organizations { edges { node { ...D1 } } } } ${Array.from({ length: 9 }, (_, i) =>
+        i === 8
+          ? `fragment D9 on Organization { departments { __typename } }`
+          : i % 2 === 0
+            ? `fragment D${i + 1} on Organization { departments { edges { node { ...D${i + 2} } } } }`
+            : `fragment D${i + 1} on Department { organization { ...D${i + 2} } }`).join(' ')}`,
     }), 400, 'GRAPHQL_DEPTH_LIMIT_EXCEEDED'],
-    ['11 distinct fields (height)', () => ({ query: '{ organizations { id slug name billingCurrency status createdAt departments { id slug name status } } }' }), 400, 'GRAPHQL_HEIGHT_LIMIT_EXCEEDED'],
-    ['31 aliases', () => ({ query: `{ organizations { ${aliases(31)} } }` }), 400, 'GRAPHQL_ALIAS_LIMIT_EXCEEDED'],
+    ['11 distinct fields (height)', () => ({
+      query: '{ organizations { edges { cursor node { id slug name billingCurrency status createdAt myRoles } } } }',
+    }), 400, 'GRAPHQL_HEIGHT_LIMIT_EXCEEDED'],
+    ['31 aliases', () => ({ query: onOrganizations(aliases(31)) }), 400, 'GRAPHQL_ALIAS_LIMIT_EXCEEDED'],
     ['31 aliases from one fragment spread twice', () => ({
-      query: `{ organizations { ...A ... on Organization { ...A } } } fragment A on Organization { ${aliases(16)} }`,
+      query: `${onOrganizations('...A ... on Organization { ...A x: id }')} fragment A on Organization { ${aliases(15)} }`,
     }), 400, 'GRAPHQL_ALIAS_LIMIT_EXCEEDED'],
-    ['21 root fields', () => ({ query: `{ ${Array.from({ length: 21 }, (_, i) => `r${i}: organizations { id }`).join(' ')} }` }), 400, 'GRAPHQL_ROOT_FIELD_LIMIT_EXCEEDED'],
+    ['21 root fields', () => ({ query: `{ ${Array.from({ length: 21 }, (_, i) => `r${i}: organizations { edges { cursor } }`).join(' ')} }` }), 400, 'GRAPHQL_ROOT_FIELD_LIMIT_EXCEEDED'],
     ['21 root fields through a fragment on Query', () => ({
       query: `{ ...R } fragment R on Query { ${Array.from({ length: 21 }, (_, i) => `r${i}: __typename`).join(' ')} }`,
     }), 400, 'GRAPHQL_ROOT_FIELD_LIMIT_EXCEEDED'],
-    ['15,001 tokens', () => ({ query: `{ organizations { ${'id '.repeat(14_997)}} }` }), 400, 'GRAPHQL_TOKEN_LIMIT_EXCEEDED'],
-    ['a body over 2 MB', () => ({ rawBody: JSON.stringify({ query: `{ organizations { id } }${' '.repeat(2 * 1024 * 1024)}` }) }), 413, 'BAD_REQUEST_BODY_TOO_LARGE'],
+    // 11 tokens around the ids: `{ organizations { edges { node {` and `} } } }`.
+    ['15,001 tokens', () => ({ query: onOrganizations('id '.repeat(14_990)) }), 400, 'GRAPHQL_TOKEN_LIMIT_EXCEEDED'],
+    ['a body over 2 MB', () => ({ rawBody: JSON.stringify({ query: `${onOrganizations('id')}${' '.repeat(2 * 1024 * 1024)}` }) }), 413, 'BAD_REQUEST_BODY_TOO_LARGE'],
   ];
 
   it.each(cases)('refuses %s with its own code and calls no subgraph', async (_name, build, status, code) => {
@@ -49,9 +65,12 @@ describe('operation limits, checked before planning', () => {
   });
 
   it('lets a query at exactly the limits through', async () => {
-    const res = await t.graphql({ query: nested(20).replace('{ organizations {', '{ organizations { id'), assertion: await t.adminAssertion() });
+    // Depth 20, 10 distinct fields, 20 root fields, 30 aliases: the 20 roots and an aliased id in half of them.
+    const root = (i: number) => `r${i}: ${nested(20, `${i < 10 ? 'a: ' : ''}id name `).slice(2, -2)}`;
+    const query = `{ ${Array.from({ length: 20 }, (_, i) => root(i)).join(' ')} }`;
+    const res = await t.graphql({ query, assertion: await t.adminAssertion() });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ data: { organizations: [] } });
+    expect(res.body).toEqual({ data: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`r${i}`, { edges: [] }])) });
   });
 });
 
@@ -85,8 +104,8 @@ describe('introspection by role', () => {
   });
 
   it('answers __typename for anyone', async () => {
-    const res = await t.graphql({ query: '{ __typename organizations { __typename id } }', assertion: await t.assertion() });
-    expect(res.body).toEqual({ data: { __typename: 'Query', organizations: [] } });
+    const res = await t.graphql({ query: '{ __typename myOrganizations { __typename edges { node { __typename id } } } }', assertion: await t.assertion() });
+    expect(res.body).toEqual({ data: { __typename: 'Query', myOrganizations: { __typename: 'OrganizationConnection', edges: [] } } });
   });
 
   it('serves the explorer from its own assets and the SDL to a developer, and neither to a user', async () => {

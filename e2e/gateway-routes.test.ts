@@ -174,7 +174,7 @@ describe('gateway routes besides GraphQL', () => {
       for (const name of SUBGRAPHS) {
         const subgraph = res.body.subgraphs[name];
         expect([name, subgraph.status, typeof subgraph.latencyMs]).toEqual([name, 'up', 'number']);
-        for (const dependency of ['postgres', 'redis', 'nats']) {
+        for (const dependency of ['postgres', 'redis', 'nats', 'accessModel']) {
           expect([name, dependency, subgraph.dependencies[dependency].status]).toEqual([name, dependency, 'up']);
         }
       }
@@ -182,7 +182,7 @@ describe('gateway routes besides GraphQL', () => {
   });
 
   describe('CORS on /graphql', () => {
-    const QUERY = JSON.stringify({ query: '{ organizations { id } }' });
+    const QUERY = JSON.stringify({ query: '{ organizations { edges { node { id } } } }' });
 
     it('refuses a foreign origin with 403 before any subgraph is called', async () => {
       const hitsBefore = t.subgraphHits();
@@ -219,7 +219,7 @@ describe('gateway routes besides GraphQL', () => {
       });
 
       expect(res.status).toBe(200);
-      expect(res.body.data).toEqual({ organizations: expect.any(Array) });
+      expect(res.body.data).toEqual({ organizations: { edges: expect.any(Array) } });
       expect(res.headers.get('access-control-allow-origin')).toBe(CONSOLE_ORIGIN);
       expect(res.headers.get('access-control-expose-headers')).toContain('x-ratelimit-remaining');
     });
@@ -232,12 +232,12 @@ describe('gateway routes besides GraphQL', () => {
       });
 
       expect(res.status).toBe(200);
-      expect(res.body.data).toEqual({ organizations: expect.any(Array) });
+      expect(res.body.data).toEqual({ organizations: { edges: expect.any(Array) } });
     });
   });
 
   describe('subgraph readiness', () => {
-    it('reports Postgres, Redis and NATS, each with its latency', async () => {
+    it("reports Postgres, Redis, NATS and IAM's access read model, each with its latency", async () => {
       const res = await call(`${originOf(t, 'iam')}/readyz`);
 
       expect(res.status).toBe(200);
@@ -248,6 +248,7 @@ describe('gateway routes besides GraphQL', () => {
           postgres: { status: 'up', latencyMs: expect.any(Number) },
           redis: { status: 'up', latencyMs: expect.any(Number) },
           nats: { status: 'up', latencyMs: expect.any(Number) },
+          accessModel: { status: 'up', latencyMs: expect.any(Number) },
         },
       });
     });

@@ -11,17 +11,29 @@ export interface SeedResult {
   departmentId: string;
   projectId: string;
   billingCurrency: string;
+  /** The demo organization's org_admin. */
+  adminUserId: string;
   accountIds: string[];
 }
 
 export interface SeedOptions {
   /** The platform's EVENT_SUBJECT_PREFIX: the events a seed writes must reach the same streams as the services'. */
   eventSubjectPrefix?: string;
+  /**
+   * Who the demo organization's org_admin is: the identity `npm run dev:token -- --email <email>`
+   * asserts (the dev IdP's issuer, subject `dev|<email>`). Left out, the iam seed's defaults,
+   * which are the dev stack's defaults (DEV_IDP_ISSUER, DEV_ADMIN_EMAIL).
+   */
+  admin?: { issuer: string; email: string };
 }
 
 async function runSeedStep(subgraph: string, layout: DatabaseLayout, options: SeedOptions, args: string[] = []): Promise<unknown> {
   const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: appDatabaseUrl(layout, subgraph), DB_POOL_SIZE: '1', LOG_LEVEL: 'warn' };
   if (options.eventSubjectPrefix !== undefined) env.EVENT_SUBJECT_PREFIX = options.eventSubjectPrefix;
+  if (options.admin !== undefined) {
+    env.DEMO_ADMIN_ISSUER = options.admin.issuer;
+    env.DEMO_ADMIN_EMAIL = options.admin.email;
+  }
   const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'subgraphs', subgraph, 'dist', 'seed', 'cli.js'), ...args], { env });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
 }

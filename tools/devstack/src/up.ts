@@ -37,7 +37,8 @@ await migrate({
   logger,
 });
 const keys = await ensureDevKeys();
-const seeded = await runDevSeed(layout);
+// The demo org's org_admin is the person the printed curl's dev assertion names.
+const seeded = await runDevSeed(layout, { admin: { issuer: config.DEV_IDP_ISSUER, email: config.DEV_ADMIN_EMAIL } });
 logger.info({ organizationId: seeded.organizationId, projectId: seeded.projectId }, 'demo organization ready');
 
 let natsSupervisor: Supervisor | undefined;
@@ -147,16 +148,19 @@ for (;;) {
 const runDir = path.join(DEV_DIR, 'run');
 await mkdir(runDir, { recursive: true });
 await writeFile(path.join(runDir, 'gateway.pid'), String(running.pidOf('gateway') ?? ''));
-const query = JSON.stringify({ query: '{ organizations { name slug departments { name projects { name } } account { kind currency } } }' });
+const query = JSON.stringify({
+  query:
+    '{ organizations { edges { node { name slug myRoles departments { edges { node { name projects { edges { node { name } } } } } } account { kind currency } } } } }',
+});
 process.stdout.write(`
 AI Factory is up.
   gateway:   ${gatewayUrl}/graphql
   dev IdP:   ${idp.url}${nats ? `\n  NATS:      ${nats.url} (per-service users, ${path.relative(REPO_ROOT, NATS_SERVER_CONFIG)})` : ''}
   demo org:  ${seeded.organizationId}
 
-Try it (a platform admin's dev assertion, made by npm run dev:token):
+Try it as the demo org's admin (org_admin through the seed; npm run dev:token makes their dev assertion):
   curl -s ${gatewayUrl}/graphql -H 'content-type: application/json' \\
-    -H "x-pomerium-jwt-assertion: $(npm run -s dev:token -- --email ${config.DEV_ADMIN_EMAIL} --role platform_admin)" \\
+    -H "x-pomerium-jwt-assertion: $(npm run -s dev:token -- --email ${config.DEV_ADMIN_EMAIL})" \\
     -d '${query}'
 
 Ctrl-C stops everything.
