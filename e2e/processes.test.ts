@@ -95,7 +95,6 @@ type ServiceLogLine = { msg: string; path?: string; status?: number };
 
 /** Seed 004's order in a service's own log: stop taking requests, finish the in-flight one, drain NATS, then exit. */
 function expectShutdownInOrder(stdout: string): void {
-  require("node:fs").appendFileSync("/tmp/h3-order.log", stdout + "=====\n");
   const lines = stdout
     .trim()
     .split('\n')

@@ -209,6 +209,7 @@ export function closeOnSignals(logger: Logger, steps: Array<() => Promise<void>>
       process.exit(code);
     })();
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // `on`, not `once`: a supervisor's SIGTERM after a Ctrl-C must not kill a shutdown under way; `stop` ignores repeats.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

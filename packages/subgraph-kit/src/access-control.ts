@@ -54,12 +54,13 @@ export async function startAccessControl(wiring: AccessControlWiring): Promise<A
     maxAgeMs: wiring.maxAgeMs,
     keys: 'catalog-and-policy',
   });
-  await reader.start();
+  // Built before the reader starts: a failure here leaves no watch running.
   const sink = wiring.outbox
     ? new OutboxDenySink(wiring.outbox.pool, wiring.outbox.schema, wiring.subjectPrefix)
     : new LoggedDenySink(wiring.logger);
   const denies = new DenyAuditor({ publisher: wiring.publisher, sink, logger: wiring.logger, clock, metrics: wiring.metrics });
   const onDeprecated = deprecatedScopeReporter({ logger: wiring.logger, metrics: wiring.metrics });
+  await reader.start();
   // The snapshot object changes identity on every catalogue update, so one Catalog is built per version, not per request.
   let catalog: { snapshot: object; catalog: Catalog } | undefined;
   const currentCatalog = (): Catalog => {

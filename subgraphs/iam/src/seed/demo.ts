@@ -48,7 +48,8 @@ export async function seedDemoHierarchy(services: DemoServices, admin: DemoAdmin
     subject: `dev|${admin.email}`,
     email: admin.email,
     emailVerified: true,
-    name: 'Demo Admin',
+    // The name the dev identity provider sends (its assertions name people by email), so signing in changes nothing.
+    name: admin.email,
   });
   await services.memberships.ensureMembership(origin, {
     userId: user.userId,
