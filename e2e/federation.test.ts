@@ -4,7 +4,12 @@ import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;
-const JOINED = '{ organizations { id slug billingCurrency departments { slug projects { slug } } account { kind currency organization { slug } } } }';
+const JOINED =
+  '{ organizations { edges { node { id slug billingCurrency departments { edges { node { slug projects { edges { node { slug } } } } } } account { kind currency organization { slug } } } } } }';
+const ORGANIZATIONS = '{ organizations { edges { node { id } } } }';
+const MY_ORGANIZATIONS = '{ myOrganizations { edges { node { id } } } }';
+/** Refused by @scopes: the caller holds platform:organization:read nowhere, so no subgraph row is read. */
+const refusedWithoutGrant = { data: null, errors: [expect.objectContaining({ path: ['organizations'], extensions: expect.objectContaining({ code: 'AUTH_FORBIDDEN' }) })] };
 
 describe('one request through the gateway', () => {
   let t: TestPlatform;
@@ -23,22 +28,29 @@ describe('one request through the gateway', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       data: {
-        organizations: [
-          {
-            id: seeded.organizationId,
-            slug: 'demo',
-            billingCurrency: 'USD',
-            departments: [{ slug: 'research', projects: [{ slug: 'llm-training' }] }],
-            account: { kind: 'CUSTOMER_BALANCE', currency: 'USD', organization: { slug: 'demo' } },
-          },
-        ],
+        organizations: {
+          edges: [
+            {
+              node: {
+                id: seeded.organizationId,
+                slug: 'demo',
+                billingCurrency: 'USD',
+                departments: { edges: [{ node: { slug: 'research', projects: { edges: [{ node: { slug: 'llm-training' } }] } } }] },
+                account: { kind: 'CUSTOMER_BALANCE', currency: 'USD', organization: { slug: 'demo' } },
+              },
+            },
+          ],
+        },
       },
     });
   });
 
-  it('shows a user without a platform role no organization (fails closed until IAM memberships)', async () => {
-    const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion() });
-    expect(res.body).toEqual({ data: { organizations: [] } });
+  it('shows a user without a grant no organization: organizations is refused, their own list is empty', async () => {
+    const assertion = await t.assertion();
+    const res = await t.graphql({ query: ORGANIZATIONS, assertion });
+    expect(res.body).toEqual(refusedWithoutGrant);
+    expect(JSON.stringify(res.body)).not.toContain(seeded.organizationId);
+    expect((await t.graphql({ query: MY_ORGANIZATIONS, assertion })).body).toEqual({ data: { myOrganizations: { edges: [] } } });
   });
 
   it('never forwards a client-sent internal token: the assertion alone decides', async () => {
@@ -49,11 +61,13 @@ describe('one request through the gateway', () => {
       principal: { type: 'user', subject: 'mallory', platformRoles: ['platform_admin'], grants: [] },
     });
     const res = await t.graphql({
-      query: '{ organizations { id } }',
+      query: ORGANIZATIONS,
       assertion: await t.assertion(),
       headers: { authorization: `Bearer ${forged}`, 'x-internal-jwt': forged },
     });
-    expect(res.body).toEqual({ data: { organizations: [] } });
+    // The forged platform_admin would see the seeded organization; the asserted user, holding no grant, is refused.
+    expect(res.body).toEqual(refusedWithoutGrant);
+    expect(JSON.stringify(res.body)).not.toContain(seeded.organizationId);
   });
 
   it('carries one correlation id through gateway and subgraph logs, and logs no token', async () => {
@@ -86,11 +100,31 @@ describe('one request through the gateway', () => {
     ]);
   });
 
+  it('shows a member the organizations they hold a role in, and no other', async () => {
+    const admin = await t.adminAssertion();
+    const other = await t.graphql({ query: 'mutation { createOrganization(input: { slug: "other", name: "Other" }) { id } }', assertion: admin });
+    const otherId = other.body.data.createOrganization.id as string;
+    const member = await t.assertion({ subject: 'member-of-demo', email: 'member-of-demo@example.com' });
+    const userId = (await t.graphql({ query: '{ me { id } }', assertion: member })).body.data.me.id as string;
+    const granted = await t.graphql({
+      query: 'mutation G($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }',
+      variables: { u: userId, o: seeded.organizationId },
+      assertion: admin,
+    });
+    expect(granted.body.errors).toBeUndefined();
+    const mine = { edges: [{ node: { id: seeded.organizationId } }] };
+    // The grant reaches the gateway through iam's read model.
+    await eventually(async () => expect((await t.graphql({ query: ORGANIZATIONS, assertion: member })).body).toEqual({ data: { organizations: mine } }), 5_000);
+    expect((await t.graphql({ query: MY_ORGANIZATIONS, assertion: member })).body).toEqual({ data: { myOrganizations: mine } });
+    const elsewhere = await t.graphql({ query: 'query O($id: ID!) { organization(id: $id) { id } }', variables: { id: otherId }, assertion: member });
+    expect(elsewhere.body).toEqual({ data: { organization: null } });
+  });
+
   it('replaces a correlation id that is not a plain token', async () => {
     for (const candidate of ['bad id", "level": "fatal', 'x'.repeat(300)]) {
-      const res = await t.graphql({ query: '{ organizations { id } }', assertion: await t.assertion(), headers: { 'x-correlation-id': candidate } });
+      const res = await t.graphql({ query: MY_ORGANIZATIONS, assertion: await t.assertion(), headers: { 'x-correlation-id': candidate } });
       expect(res.headers.get('x-correlation-id')).toMatch(/^[0-9a-f]{8}-[0-9a-f-]{27}$/);
-      expect(res.body.data).toEqual({ organizations: [] });
+      expect(res.body.data).toEqual({ myOrganizations: { edges: [] } });
     }
   });
 });
@@ -105,14 +139,14 @@ describe('bad input through the gateway', () => {
   });
 
   const cases: Array<[string, (assertion: string) => Parameters<TestPlatform['graphql']>[0], number, string]> = [
-    ['malformed JSON', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { id }' }), 400, 'BAD_REQUEST_MALFORMED_JSON'],
-    ['a wrong content type', (assertion) => ({ assertion, rawBody: '{ organizations { id } }', headers: { 'content-type': 'application/xml' } }), 415, 'BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE'],
+    ['malformed JSON', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { edges { node { id } } }' }), 400, 'BAD_REQUEST_MALFORMED_JSON'],
+    ['a wrong content type', (assertion) => ({ assertion, rawBody: ORGANIZATIONS, headers: { 'content-type': 'application/xml' } }), 415, 'BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE'],
     // Apollo's CSRF prevention: a body a foreign site could post without a preflight.
-    ['a simple cross-site content type', (assertion) => ({ assertion, rawBody: '{"query": "{ organizations { id } }"}', headers: { 'content-type': 'text/plain' } }), 400, 'BAD_REQUEST_CSRF_PREFLIGHT_REQUIRED'],
+    ['a simple cross-site content type', (assertion) => ({ assertion, rawBody: JSON.stringify({ query: ORGANIZATIONS }), headers: { 'content-type': 'text/plain' } }), 400, 'BAD_REQUEST_CSRF_PREFLIGHT_REQUIRED'],
     ['a body that is not an object', (assertion) => ({ assertion, rawBody: '[1, 2]' }), 400, 'GRAPHQL_BAD_REQUEST'],
-    ['an unknown operation name', (assertion) => ({ assertion, query: 'query A { organizations { id } }', operationName: 'B' }), 400, 'GRAPHQL_UNKNOWN_OPERATION'],
-    ['a query that does not parse', (assertion) => ({ assertion, query: '{ organizations { id ' }), 400, 'GRAPHQL_PARSE_FAILED'],
-    ['a query that does not validate', (assertion) => ({ assertion, query: '{ organizations { nope } }' }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['an unknown operation name', (assertion) => ({ assertion, query: `query A ${ORGANIZATIONS}`, operationName: 'B' }), 400, 'GRAPHQL_UNKNOWN_OPERATION'],
+    ['a query that does not parse', (assertion) => ({ assertion, query: '{ organizations { edges { node { id ' }), 400, 'GRAPHQL_PARSE_FAILED'],
+    ['a query that does not validate', (assertion) => ({ assertion, query: '{ organizations { edges { node { nope } } } }' }), 400, 'GRAPHQL_VALIDATION_FAILED'],
   ];
 
   it.each(cases)('answers %s with a stable code, the correlation id and no stack, calling no subgraph', async (_name, build, status, code) => {

@@ -24,6 +24,8 @@ describe('organization events', () => {
   let jsm: JetStreamManager;
   let admin: pg.Client;
   let stream: string;
+  /** The platform admin's IAM user id: events name users by it, not by their identity provider's subject. */
+  let adminUserId: string;
 
   beforeAll(async () => {
     t = await startTestPlatform();
@@ -32,6 +34,7 @@ describe('organization events', () => {
     jsm = await jetstreamManager(nc);
     admin = await t.db.admin();
     stream = streamDeclarations({ subjectPrefix: t.eventSubjectPrefix }).find((declaration) => declaration.name.endsWith('_PLATFORM_IAM'))!.name;
+    adminUserId = (await t.graphql({ query: '{ me { id } }', assertion: await t.adminAssertion() })).body.data.me.id;
   });
   afterAll(async () => {
     await nc?.close();
@@ -107,7 +110,7 @@ describe('organization events', () => {
       type: 'platform.iam.organization.updated',
       version: 1,
       correlationId: renamed.correlationId,
-      actor: { type: 'user', id: 'admin-1' },
+      actor: { type: 'user', id: adminUserId },
       organizationId: seeded.organizationId,
       aggregateType: 'organization',
       aggregateId: seeded.organizationId,
@@ -125,7 +128,9 @@ describe('organization events', () => {
     expect([first.body.errors, second.body.errors]).toEqual([undefined, undefined]);
 
     const versions = async (correlationId: string) =>
-      (await outboxRows(`correlation_id = $1 AND status = 'published'`, [correlationId])).map((row) => row.aggregate_version);
+      (await outboxRows(`type = $1 AND correlation_id = $2 AND status = 'published'`, [organizationUpdatedV1.type, correlationId])).map(
+        (row) => row.aggregate_version,
+      );
     await eventually(async () => expect([await versions(first.correlationId), await versions(second.correlationId)]).toEqual([[last + 1], [last + 2]]), PUBLISHED_WITHIN_MS);
     const published = (await delivered(subjectOf(organizationUpdatedV1.subject))).map(({ envelope }) => [envelope.aggregateVersion, envelope.payload.name]);
     expect(published.slice(-2)).toEqual([
@@ -143,7 +148,14 @@ describe('organization events', () => {
 
   it('writes no event for a rename to the name the organization already has', async () => {
     const current = await rename(seeded.organizationId, 'Demo Unchanged');
-    await eventually(async () => expect(await outboxRows(`correlation_id = $1 AND status = 'published'`, [current.correlationId])).toHaveLength(1), PUBLISHED_WITHIN_MS);
+    // The rename's domain event and its audit event.
+    await eventually(
+      async () =>
+        expect((await outboxRows(`correlation_id = $1 AND status = 'published'`, [current.correlationId])).map((row) => row.subject).sort()).toEqual(
+          [subjectOf('platform.audit.iam.organization.update'), subjectOf(organizationUpdatedV1.subject)].sort(),
+        ),
+      PUBLISHED_WITHIN_MS,
+    );
 
     const same = await rename(seeded.organizationId, 'Demo Unchanged');
     expect(same.body).toEqual({ data: { renameOrganization: { id: seeded.organizationId, name: 'Demo Unchanged' } } });

@@ -6,6 +6,7 @@ import { composeSupergraph, readSupergraphConfig, SUPERGRAPH_CONFIG, SUPERGRAPH_
 import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
 
+const ORGANIZATIONS = '{ organizations { edges { node { id } } } }';
 const admin: Principal = { type: 'user', subject: 'admin-1', platformRoles: ['platform_admin'], grants: [] };
 
 describe('subgraphs called directly', () => {
@@ -32,7 +33,7 @@ describe('subgraphs called directly', () => {
   const mint = (audience: string, s = signer) => s.mint({ audience, principal: admin, correlationId: 'direct-call-0001' });
 
   it('refuses a call with no internal JWT', async () => {
-    const res = await callSubgraph('iam', '{ organizations { id } }');
+    const res = await callSubgraph('iam', ORGANIZATIONS);
     expect(res.status).toBe(401);
     expect(res.body.errors[0].extensions.code).toBe('INTERNAL_AUTH_UNAUTHENTICATED');
   });
@@ -40,28 +41,37 @@ describe('subgraphs called directly', () => {
   it('refuses an internal JWT signed by a key it does not trust', async () => {
     const other = await t.keys.ed25519('forger');
     const forger = new InternalTokenSigner({ issuer: 'gateway', key: await loadSigningKey(other.privateKeyFile) });
-    expect((await callSubgraph('iam', '{ organizations { id } }', await mint('iam', forger))).status).toBe(401);
+    expect((await callSubgraph('iam', ORGANIZATIONS, await mint('iam', forger))).status).toBe(401);
   });
 
   it('refuses an expired internal JWT', async () => {
     const past = new ManualClock(Date.now() - 5 * 60_000);
     const stale = new InternalTokenSigner({ issuer: 'gateway', key: await loadSigningKey(t.internalKeyFiles.privateKeyFile), clock: past });
-    expect((await callSubgraph('iam', '{ organizations { id } }', await mint('iam', stale))).status).toBe(401);
+    expect((await callSubgraph('iam', ORGANIZATIONS, await mint('iam', stale))).status).toBe(401);
   });
 
   it('refuses an internal JWT minted for another subgraph', async () => {
-    expect((await callSubgraph('iam', '{ organizations { id } }', await mint('billing'))).status).toBe(401);
+    expect((await callSubgraph('iam', ORGANIZATIONS, await mint('billing'))).status).toBe(401);
     expect((await callSubgraph('billing', '{ _service { sdl } }', await mint('iam'))).status).toBe(401);
   });
 
   it('refuses an internal JWT from an issuer it does not accept', async () => {
     const stranger = new InternalTokenSigner({ issuer: 'somebody-else', key: await loadSigningKey(t.internalKeyFiles.privateKeyFile) });
-    expect((await callSubgraph('iam', '{ organizations { id } }', await mint('iam', stranger))).status).toBe(401);
+    expect((await callSubgraph('iam', ORGANIZATIONS, await mint('iam', stranger))).status).toBe(401);
   });
 
   it('serves a valid internal JWT minted for it', async () => {
-    const res = await callSubgraph('iam', '{ organizations { id } }', await mint('iam'));
-    expect(res).toEqual({ status: 200, body: { data: { organizations: [] } } });
+    const res = await callSubgraph('iam', ORGANIZATIONS, await mint('iam'));
+    expect(res).toEqual({ status: 200, body: { data: { organizations: { edges: [] } } } });
+  });
+
+  it('enforces @scopes itself: a valid internal JWT for a principal holding no grant is refused', async () => {
+    const nobody: Principal = { type: 'user', subject: 'nobody-1', platformRoles: [], grants: [] };
+    const token = await signer.mint({ audience: 'iam', principal: nobody, correlationId: 'direct-call-0002' });
+    const res = await callSubgraph('iam', ORGANIZATIONS, token);
+    expect(res.status).toBe(200);
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors[0].extensions.code).toBe('AUTH_FORBIDDEN');
   });
 
   it('answers /healthz and /readyz without a token', async () => {

@@ -18,6 +18,8 @@ interface Received {
   closed: Promise<{ code: number; reason: string }>;
   client: Client;
   done: Promise<void>;
+  /** What the stream's error sink got: the refusal's GraphQL errors for a subscription refused at subscribe. */
+  failure(): unknown;
 }
 
 function wsUrl(t: TestPlatform): string {
@@ -50,14 +52,25 @@ function subscribe(
     on: { closed: (event) => closedWith({ code: (event as { code: number }).code, reason: String((event as { reason: unknown }).reason) }) },
   });
   const results: unknown[] = [];
+  let failure: unknown;
   const done = new Promise<void>((resolve) => {
-    client.subscribe({ query, variables }, { next: (value) => void results.push(value), error: () => resolve(), complete: () => resolve() });
+    client.subscribe(
+      { query, variables },
+      {
+        next: (value) => void results.push(value),
+        error: (error) => {
+          failure = error;
+          resolve();
+        },
+        complete: () => resolve(),
+      },
+    );
   });
   const socket = () => {
     if (!created) throw new Error('not connected yet');
     return created;
   };
-  return { results, socket, closed, client, done };
+  return { results, socket, closed, client, done, failure: () => failure };
 }
 
 describe('subscriptions through the gateway', () => {
@@ -93,7 +106,6 @@ describe('subscriptions through the gateway', () => {
     seeded = await t.seed();
   });
   afterAll(async () => {
-    require('fs').writeFileSync('/tmp/sublogs.json', JSON.stringify(t.logs.lines().filter((l: any) => l.level >= 40 || /subscri|sign|principal/i.test(l.msg)), null, 1));
     await t?.close();
     await nc?.drain();
   });
@@ -145,12 +157,46 @@ describe('subscriptions through the gateway', () => {
   }, 60_000);
 
   it('sends nothing to a principal the authorization hook refuses, and ends the stream with its code', async () => {
-    const sub = subscribe(t, { 'x-pomerium-jwt-assertion': await t.assertion({ subject: 'member-1' }) }, { id: seeded.organizationId });
+    // No grant in the organization: refused at subscribe, before it ever listens.
+    const stranger = subscribe(t, { 'x-pomerium-jwt-assertion': await t.assertion({ subject: 'member-1' }) }, { id: seeded.organizationId });
+    await stranger.done;
+    expect(stranger.results).toEqual([]);
+    expect(stranger.failure()).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'AUTH_FORBIDDEN' }) })]);
+    expect(t.platform.gateway.feeds.listeners).toBe(0);
+    stranger.client.dispose();
+
+    // A viewer of the organization is served until the membership is removed; then the stream ends with the code.
+    const viewer = await t.assertion({ subject: 'member-2', email: 'member-2@example.com' });
+    const me = await t.graphql({ query: '{ me { id } }', assertion: viewer });
+    expect(me.body.data.me.id).toEqual(expect.any(String));
+    const granted = await t.graphql({
+      query: 'mutation G($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }',
+      variables: { u: me.body.data.me.id, o: seeded.organizationId },
+      assertion: await t.adminAssertion(),
+    });
+    expect(granted.body.errors).toBeUndefined();
+    await eventually(async () => {
+      const seen = await t.graphql({ query: 'query O($id: ID!) { organization(id: $id) { id } }', variables: { id: seeded.organizationId }, assertion: viewer });
+      expect(seen.body.data.organization).toEqual({ id: seeded.organizationId });
+    }, 5_000);
+    const sub = subscribe(t, { 'x-pomerium-jwt-assertion': viewer }, { id: seeded.organizationId });
     await eventually(() => expect(t.platform.gateway.feeds.listeners).toBe(1), 5_000);
-    await publish(seeded.organizationId, 'Secret Name', 4);
+    await publish(seeded.organizationId, 'Seen By Viewer', 4);
+    await eventually(() => expect(sub.results).toHaveLength(1), 5_000);
+    const removed = await t.graphql({
+      query: 'mutation R($id: ID!) { removeMembership(membershipId: $id) { id } }',
+      variables: { id: granted.body.data.grantRole.id },
+      assertion: await t.adminAssertion(),
+    });
+    expect(removed.body.errors).toBeUndefined();
     await sub.done;
+    await eventually(() => expect(t.platform.gateway.feeds.listeners).toBe(0), 5_000);
+    await publish(seeded.organizationId, 'Secret Name', 5);
     expect(JSON.stringify(sub.results)).not.toContain('Secret Name');
-    expect(sub.results).toEqual([{ errors: [expect.objectContaining({ extensions: expect.objectContaining({ code: 'AUTH_FORBIDDEN' }) })] }]);
+    expect(sub.results).toEqual([
+      { data: { organizationUpdated: { id: seeded.organizationId, name: 'Seen By Viewer', account: { currency: 'USD' } } } },
+      { errors: [expect.objectContaining({ extensions: expect.objectContaining({ code: 'AUTH_FORBIDDEN' }) })] },
+    ]);
     sub.client.dispose();
   });
 
