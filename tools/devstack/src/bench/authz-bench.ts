@@ -1,4 +1,3 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -11,23 +10,19 @@ import { measureColdLoad, type AccessModelReader } from '@aifactory/access-model
 import { buildCatalogSnapshot, can, Catalog, type PrincipalEntry } from '@aifactory/authz';
 import { parseConfig } from '@aifactory/config';
 import { loadRegistryData } from '@aifactory/contracts';
-import { signAssertion, startJwksServer } from '@aifactory/dev-identity';
 import { gatewayConfigSchema } from '@aifactory/gateway/config';
 import { startGateway, type RunningGateway } from '@aifactory/gateway/server';
-import { createLogger, type Logger } from '@aifactory/logging';
+import type { Logger } from '@aifactory/logging';
 import type { Principal } from '@aifactory/service-auth';
-import { createTestDatabase, deleteEventStreams, deleteRedisKeys, TEST_NATS_URL, TEST_REDIS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
-import { ensureDevKeys } from '../dev-keys.js';
+import { TEST_NATS_URL } from '@aifactory/testing';
 import type { RunningPlatform } from '../platform.js';
 import { gatewayEnvironment, type PlatformWiring } from '../wiring.js';
 import { addLoad, emptyLoad, percentile, runLoad, type LoadResult } from './load.js';
-import { dropWhenIdle, progress, Teardown } from './teardown.js';
+import { BENCH_ADMIN_GROUP, BENCH_ISSUER, startBenchPlatform } from './bench-platform.js';
+import { progress, Teardown } from './teardown.js';
 
 const USAGE =
   'usage: npm run bench -- authz [--duration 8] [--concurrency 8] [--rounds 4] [--changes 20] [--memberships 100000] [--only overhead|propagation|coldload]\n';
-const ISSUER = 'https://authenticate.bench.localhost';
-const AUDIENCE = 'aifactory.bench.localhost';
-const ADMIN_GROUP = 'bench-platform-admins';
 const MEMBER = 'bench-member';
 /** A read the iam subgraph guards with @scopes and then checks per organization with can(). */
 const GUARDED_READ = '{ organizations(first: 5) { edges { node { id name } } } }';
@@ -164,48 +159,10 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 15
 
 /** The platform, an organization, a member holding `viewer` on it, and a global request budget no run reaches. */
 async function startAuthzStack(workDir: string, teardown: Teardown): Promise<AuthzStack> {
-  const eventSubjectPrefix = uniqueEventSubjectPrefix();
-  const redisKeyPrefix = `aif:bench:${randomBytes(6).toString('hex')}:`;
-  progress('authz: creating and migrating a private database');
-  teardown.add('delete the streams of this run', () => deleteEventStreams(eventSubjectPrefix, TEST_NATS_URL));
-  teardown.add('delete the Redis keys of this run', () => deleteRedisKeys(redisKeyPrefix));
-  const db = await createTestDatabase();
-  teardown.add('drop the private database', () => dropWhenIdle(db));
-  const keys = await ensureDevKeys(path.join(workDir, 'keys'));
-  const jwks = await startJwksServer([keys.assertionKey]);
-  teardown.add('stop the JWKS server', () => jwks.close());
-  const logStream = createWriteStream(path.join(workDir, 'platform.log'));
-  teardown.add('close the platform log', () => new Promise<void>((resolve) => logStream.end(() => resolve())));
-  const unlimited = { limit: 1_000_000_000, windowSeconds: 60 };
-  const wiring: PlatformWiring = {
-    layout: db.layout,
-    poolSize: 4,
-    internalPrivateKeyFile: keys.internalPrivateKeyFile,
-    internalPublicKeyFiles: [keys.internalPublicKeyFile],
-    jwksUrl: jwks.url,
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    roleGroups: { platform_admin: [ADMIN_GROUP] },
-    logLevel: 'warn',
-    redisKeyPrefix,
-    eventSubjectPrefix,
-    gatewayOverrides: {
-      REDIS_URL: TEST_REDIS_URL,
-      NATS_URL: TEST_NATS_URL,
-      RATE_LIMITS: JSON.stringify({ default: unlimited, operations: {}, routes: {}, webhooks: unlimited }),
-    },
-  };
-  const logger = (service: string) => createLogger({ service, level: 'warn', destination: logStream });
-  progress('authz: starting the platform');
-  // Loaded here, so `--only coldload` runs without building the subgraphs.
-  const { startPlatform } = await import('../platform.js');
-  const platform = await startPlatform(wiring, logger);
-  teardown.add('stop the platform', () => platform.close());
+  const { platform, wiring, logger, sign } = await startBenchPlatform({ name: 'authz', workDir, teardown, poolSize: 4 });
   await until('the access read model', () => (platform.gateway.accessModel.isFresh() ? true : undefined), 60_000);
 
-  const sign = (subject: string, groups: string[]) =>
-    signAssertion(keys.assertionKey, { issuer: ISSUER, audience: AUDIENCE, subject, email: `${subject}@example.com`, groups, expiresInSeconds: 3600 });
-  const adminAssertion = await sign('bench-admin', [ADMIN_GROUP]);
+  const adminAssertion = await sign('bench-admin', [BENCH_ADMIN_GROUP]);
   const memberAssertion = await sign(MEMBER, []);
   const { gateway } = platform;
   progress('authz: raising the global request budget, creating an organization and a member');
@@ -227,7 +184,7 @@ async function startAuthzStack(workDir: string, teardown: Teardown): Promise<Aut
 }
 
 function memberEntry(reader: AccessModelReader): PrincipalEntry | undefined {
-  return reader.principal(ISSUER, MEMBER);
+  return reader.principal(BENCH_ISSUER, MEMBER);
 }
 
 function holds(reader: AccessModelReader, organizationId: string): boolean {
@@ -323,7 +280,7 @@ async function measurePropagation(stack: AuthzStack, changes: number): Promise<v
         (reader) =>
           new Promise<number>((resolve) => {
             const stop = reader.onPrincipalChange((entry) => {
-              if (entry.subject !== MEMBER || entry.issuer !== ISSUER) return;
+              if (entry.subject !== MEMBER || entry.issuer !== BENCH_ISSUER) return;
               if (entry.grants.some((grant) => grant.id === stack.organizationId) !== granting) return;
               stop();
               resolve(performance.now());

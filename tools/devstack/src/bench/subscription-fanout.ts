@@ -1,25 +1,17 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { organizationUpdatedV1, prefixSubject } from '@aifactory/contracts';
-import { signAssertion, startJwksServer } from '@aifactory/dev-identity';
-import { createLogger } from '@aifactory/logging';
-import { createTestDatabase, deleteEventStreams, deleteRedisKeys, TEST_NATS_URL, TEST_REDIS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
-import { ensureDevKeys } from '../dev-keys.js';
-import { startPlatform } from '../platform.js';
+import { TEST_NATS_URL } from '@aifactory/testing';
 import { runDevSeed } from '../seed.js';
-import type { PlatformWiring } from '../wiring.js';
 import type { FanoutCommand, FanoutReply, RoundReceipts } from './fanout-protocol.js';
 import { percentile } from './load.js';
 import { processCpuMs } from './process-cpu.js';
-import { dropWhenIdle, progress, type Teardown } from './teardown.js';
+import { BENCH_ADMIN_GROUP, startBenchPlatform } from './bench-platform.js';
+import { progress, type Teardown } from './teardown.js';
 
-const ISSUER = 'https://authenticate.bench.localhost';
-const AUDIENCE = 'aifactory.bench.localhost';
-const ADMIN_GROUP = 'bench-platform-admins';
 
 export interface FanoutOptions {
   subscribers: number;
@@ -193,53 +185,18 @@ function summarize(round: Round, receipts: RoundReceipts, subscribers: number, p
  */
 export async function measureSubscriptionFanout(options: FanoutOptions): Promise<FanoutResult> {
   const { subscribers, events, intervalMs, accountEvents, workDir, teardown } = options;
-  const eventSubjectPrefix = uniqueEventSubjectPrefix();
-  const redisKeyPrefix = `aif:bench:${randomBytes(6).toString('hex')}:`;
   try {
-    progress('fan-out: creating and migrating a private database');
-    teardown.add('delete the streams of this run', () => deleteEventStreams(eventSubjectPrefix, TEST_NATS_URL));
-    teardown.add('delete the Redis keys of this run', () => deleteRedisKeys(redisKeyPrefix));
-    const db = await createTestDatabase();
-    teardown.add('drop the private database', () => dropWhenIdle(db));
-    const keys = await ensureDevKeys(path.join(workDir, 'keys'));
-    const jwks = await startJwksServer([keys.assertionKey]);
-    teardown.add('stop the JWKS server', () => jwks.close());
-    const logStream = createWriteStream(path.join(workDir, 'platform.log'));
-    teardown.add('close the platform log', () => new Promise<void>((resolve) => logStream.end(() => resolve())));
-    const unlimited = { limit: 1_000_000_000, windowSeconds: 60 };
-    const wiring: PlatformWiring = {
-      layout: db.layout,
+    const { platform, db, eventSubjectPrefix, sign } = await startBenchPlatform({
+      name: 'fan-out',
+      workDir,
+      teardown,
       poolSize: 2,
-      internalPrivateKeyFile: keys.internalPrivateKeyFile,
-      internalPublicKeyFiles: [keys.internalPublicKeyFile],
-      jwksUrl: jwks.url,
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      roleGroups: { platform_admin: [ADMIN_GROUP] },
-      logLevel: 'warn',
-      redisKeyPrefix,
-      eventSubjectPrefix,
-      gatewayOverrides: {
-        REDIS_URL: TEST_REDIS_URL,
-        NATS_URL: TEST_NATS_URL,
-        RATE_LIMITS: JSON.stringify({ default: unlimited, operations: {}, routes: {}, webhooks: unlimited }),
-        // A subscriber is dropped once this many events wait for it; a round must never get there.
-        SUBSCRIPTION_MAX_PENDING_EVENTS: String(Math.max(100, events + accountEvents + 10)),
-      },
-    };
-    progress('fan-out: starting the platform');
-    const platform = await startPlatform(wiring, (service) => createLogger({ service, level: 'warn', destination: logStream }));
-    teardown.add('stop the platform', () => platform.close());
+      // A subscriber is dropped once this many events wait for it; a round must never get there.
+      gatewayOverrides: { SUBSCRIPTION_MAX_PENDING_EVENTS: String(Math.max(100, events + accountEvents + 10)) },
+    });
     progress('fan-out: seeding');
     const seeded = await runDevSeed(db.layout, { eventSubjectPrefix });
-    const assertion = await signAssertion(keys.assertionKey, {
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      subject: 'bench-admin',
-      email: 'bench-admin@example.com',
-      groups: [ADMIN_GROUP],
-      expiresInSeconds: 3600,
-    });
+    const assertion = await sign('bench-admin', [BENCH_ADMIN_GROUP]);
 
     progress(`fan-out: connecting ${subscribers} subscribers`);
     const subscriberProcess = startSubscriberProcess(workDir);
