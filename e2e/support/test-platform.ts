@@ -42,6 +42,7 @@ export interface TestPlatform {
   keys: TempKeys;
   assertionKey: AssertionKey;
   internalKeyFiles: { privateKeyFile: string; publicKeyFile: string };
+  apiKeyPepperFile: string;
   assertion(overrides?: Partial<AssertionClaims>, key?: AssertionKey): Promise<string>;
   adminAssertion(): Promise<string>;
   graphql(call: GraphQLCall): Promise<{ status: number; body: any; headers: Headers }>;
@@ -66,6 +67,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
   const db = await createTestDatabase();
   const keys = await tempKeyDir();
   const internalKeyFiles = await keys.ed25519('internal');
+  const apiKeyPepperFile = await keys.pepper('api-keys');
   const assertionKey = await generateAssertionKey();
   const jwks = await startJwksServer([assertionKey]);
   const logs = captureLogs();
@@ -75,6 +77,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     poolSize: 1,
     internalPrivateKeyFile: internalKeyFiles.privateKeyFile,
     internalPublicKeyFiles: [internalKeyFiles.publicKeyFile],
+    apiKeyPepperFile,
     jwksUrl: jwks.url,
     issuer: ISSUER,
     audience: AUDIENCE,
@@ -105,6 +108,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     keys,
     assertionKey,
     internalKeyFiles,
+    apiKeyPepperFile,
     assertion,
     adminAssertion: () => assertion({ subject: 'admin-1', email: 'admin@example.com', groups: ['test-platform-admins'] }),
     graphql: async (call) => {

@@ -26,6 +26,8 @@ export const PRINCIPAL_KEY_PREFIX = 'principal.';
 export const POLICY_KEY_PREFIX = 'policy.';
 export const GLOBAL_POLICY_KEY = 'policy.global';
 const ORG_POLICY_KEY_PREFIX = 'policy.org.';
+export const API_KEY_KEY_PREFIX = 'apikey.';
+export const SERVICE_KEY_PREFIX = 'service.';
 
 /**
  * Hashed because issuers are URLs and subjects are whatever the identity
@@ -50,6 +52,17 @@ export function policyKey(organizationId: string | null): string {
 /** Unchecked, for lookups: an id that could never be a key simply finds nothing. */
 export function orgPolicyKey(organizationId: string): string {
   return ORG_POLICY_KEY_PREFIX + organizationId;
+}
+
+/** An API key by its key id (a base32 token, see @aifactory/service-auth's api-key-format). */
+export function apiKeyKey(keyId: string): string {
+  if (!KEY_TOKEN.test(keyId)) throw new AppError('INTERNAL_ERROR', 'API key id is not usable as a read-model key', { details: { keyId } });
+  return API_KEY_KEY_PREFIX + keyId;
+}
+
+export function serviceIdentityKey(name: string): string {
+  if (!KEY_TOKEN.test(name)) throw new AppError('INTERNAL_ERROR', 'Service name is not usable as a read-model key', { details: { name } });
+  return SERVICE_KEY_PREFIX + name;
 }
 
 export interface OpenAccessBucketOptions {

@@ -1,7 +1,11 @@
 export {
   CATALOG_KEY,
   HEARTBEAT_KEY,
+  API_KEY_KEY_PREFIX,
+  SERVICE_KEY_PREFIX,
   accessBucketName,
+  apiKeyKey,
+  serviceIdentityKey,
   deleteAccessBucket,
   openAccessBucket,
   policyKey,
@@ -14,6 +18,8 @@ export {
   type AccessModelKeys,
   type AccessModelReaderOptions,
   type AccessModelStats,
+  type ApiKeyChangeListener,
+  type ServiceIdentityChangeListener,
   type CatalogChangeListener,
   type PrincipalChangeListener,
 } from './reader.js';

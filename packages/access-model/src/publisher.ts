@@ -1,8 +1,12 @@
 import {
+  apiKeyEntrySchema,
+  serviceIdentityEntrySchema,
   catalogSnapshotSchema,
   heartbeatSchema,
   policySnapshotSchema,
   principalEntrySchema,
+  type ApiKeyEntry,
+  type ServiceIdentityEntry,
   type CatalogSnapshot,
   type Heartbeat,
   type PolicySnapshot,
@@ -14,7 +18,7 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { CATALOG_KEY, HEARTBEAT_KEY, openAccessBucket, policyKey, principalKey } from './bucket.js';
+import { CATALOG_KEY, HEARTBEAT_KEY, apiKeyKey, openAccessBucket, policyKey, principalKey, serviceIdentityKey } from './bucket.js';
 
 export interface AccessModelPublisherOptions {
   nc: NatsConnection;
@@ -59,6 +63,15 @@ export class AccessModelPublisher {
 
   putPolicy(snapshot: PolicySnapshot): Promise<boolean> {
     return this.putIfNewer(policyKey(snapshot.organizationId), policySnapshotSchema, snapshot);
+  }
+
+  /** Hashes only: the entry schema has no field a secret could travel in. */
+  putApiKey(entry: ApiKeyEntry): Promise<boolean> {
+    return this.putIfNewer(apiKeyKey(entry.keyId), apiKeyEntrySchema, entry);
+  }
+
+  putServiceIdentity(entry: ServiceIdentityEntry): Promise<boolean> {
+    return this.putIfNewer(serviceIdentityKey(entry.name), serviceIdentityEntrySchema, entry);
   }
 
   /** A plain put: the heartbeat only says "IAM was alive at `at`", so the last write wins. */

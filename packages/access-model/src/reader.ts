@@ -1,10 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  apiKeyEntrySchema,
+  serviceIdentityEntrySchema,
   catalogSnapshotSchema,
   heartbeatSchema,
   policySnapshotSchema,
   principalEntrySchema,
+  type ApiKeyEntry,
+  type ServiceIdentityEntry,
   type CatalogSnapshot,
   type Heartbeat,
   type PolicySnapshot,
@@ -17,6 +21,8 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import {
+  API_KEY_KEY_PREFIX,
+  SERVICE_KEY_PREFIX,
   CATALOG_KEY,
   GLOBAL_POLICY_KEY,
   HEARTBEAT_KEY,
@@ -33,8 +39,9 @@ import { StringPool } from './string-pool.js';
 
 /**
  * Which keys a reader follows. Subgraphs authorize from the internal JWT's
- * grants and need only the catalog and policy; the gateway turns identities
- * into principals and needs every principal too.
+ * grants and need only the catalog, policy and service identities (to
+ * judge other services' tokens); the gateway turns identities and API keys
+ * into principals and needs everything.
  */
 export type AccessModelKeys = 'all' | 'catalog-and-policy';
 
@@ -55,11 +62,16 @@ export interface AccessModelReaderOptions {
 /** Told about a principal's new entry; a removed entry arrives as the previous one holding nothing. */
 export type PrincipalChangeListener = (entry: PrincipalEntry, previous: PrincipalEntry | undefined) => void;
 export type CatalogChangeListener = (catalog: CatalogSnapshot) => void;
+/** Told about every API key change after the initial load; a removed key arrives as undefined. */
+export type ApiKeyChangeListener = (keyId: string, entry: ApiKeyEntry | undefined) => void;
+export type ServiceIdentityChangeListener = (name: string, entry: ServiceIdentityEntry | undefined) => void;
 
 export interface AccessModelStats {
   ready: boolean;
   principals: number;
   policies: number;
+  apiKeys: number;
+  serviceIdentities: number;
   catalogVersion: number | null;
   heartbeatAgeMs: number | null;
   /** How long the last (re)load of the initial values took; null until one finished. */
@@ -75,6 +87,8 @@ class ModelState {
   catalog: CatalogSnapshot | undefined;
   readonly principals = new Map<string, PrincipalEntry>();
   readonly policies = new Map<string, PolicySnapshot>();
+  readonly apiKeys = new Map<string, ApiKeyEntry>();
+  readonly services = new Map<string, ServiceIdentityEntry>();
   heartbeat: Heartbeat | undefined;
   heartbeatAtMs = 0;
 }
@@ -106,6 +120,8 @@ export class AccessModelReader {
   private failReady!: (error: Error) => void;
   private readonly principalListeners = new Set<PrincipalChangeListener>();
   private readonly catalogListeners = new Set<CatalogChangeListener>();
+  private readonly apiKeyListeners = new Set<ApiKeyChangeListener>();
+  private readonly serviceListeners = new Set<ServiceIdentityChangeListener>();
   private loadMs: number | null = null;
   private invalidValues = 0;
   private rebinds = 0;
@@ -163,6 +179,14 @@ export class AccessModelReader {
     return this.state.policies.get(organizationId === null ? GLOBAL_POLICY_KEY : orgPolicyKey(organizationId));
   }
 
+  apiKey(keyId: string): ApiKeyEntry | undefined {
+    return this.state.apiKeys.get(API_KEY_KEY_PREFIX + keyId);
+  }
+
+  serviceIdentity(name: string): ServiceIdentityEntry | undefined {
+    return this.state.services.get(SERVICE_KEY_PREFIX + name);
+  }
+
   heartbeat(): Heartbeat | undefined {
     return this.state.heartbeat;
   }
@@ -189,11 +213,23 @@ export class AccessModelReader {
     return () => this.catalogListeners.delete(listener);
   }
 
+  onApiKeyChange(listener: ApiKeyChangeListener): () => void {
+    this.apiKeyListeners.add(listener);
+    return () => this.apiKeyListeners.delete(listener);
+  }
+
+  onServiceIdentityChange(listener: ServiceIdentityChangeListener): () => void {
+    this.serviceListeners.add(listener);
+    return () => this.serviceListeners.delete(listener);
+  }
+
   stats(): AccessModelStats {
     return {
       ready: this.isReady,
       principals: this.state.principals.size,
       policies: this.state.policies.size,
+      apiKeys: this.state.apiKeys.size,
+      serviceIdentities: this.state.services.size,
       catalogVersion: this.state.catalog?.version ?? null,
       heartbeatAgeMs: this.ageMs(),
       loadMs: this.loadMs,
@@ -289,7 +325,7 @@ export class AccessModelReader {
    * (2.10), and a reader that needs no principals must not stream 100,000 of them.
    */
   private async watchAll(target: ModelState): Promise<KeyWatch[]> {
-    const patterns = this.keys === 'all' ? ['>'] : [CATALOG_KEY, HEARTBEAT_KEY, `${POLICY_KEY_PREFIX}>`];
+    const patterns = this.keys === 'all' ? ['>'] : [CATALOG_KEY, HEARTBEAT_KEY, `${POLICY_KEY_PREFIX}>`, `${SERVICE_KEY_PREFIX}>`];
     const started = await Promise.allSettled(
       patterns.map((key) =>
         watchKeys({
@@ -342,6 +378,8 @@ export class AccessModelReader {
     for (const [key, before] of previous.principals) {
       if (!next.principals.has(key)) this.notifyPrincipal(holdingNothing(before), before);
     }
+    notifyDifferences(previous.apiKeys, next.apiKeys, API_KEY_KEY_PREFIX, (id, entry) => this.notifyEntry(this.apiKeyListeners, id, entry));
+    notifyDifferences(previous.services, next.services, SERVICE_KEY_PREFIX, (name, entry) => this.notifyEntry(this.serviceListeners, name, entry));
   }
 
   /** Applies one record to `target`; listeners hear of it only when `target` is the state being served. */
@@ -367,6 +405,10 @@ export class AccessModelReader {
       if (live) this.notifyCatalog(catalog);
     } else if (record.key.startsWith(PRINCIPAL_KEY_PREFIX)) {
       this.applyPrincipal(target, record, live);
+    } else if (record.key.startsWith(API_KEY_KEY_PREFIX)) {
+      this.applyEntry(target.apiKeys, record, apiKeyEntrySchema, API_KEY_KEY_PREFIX, live ? this.apiKeyListeners : undefined);
+    } else if (record.key.startsWith(SERVICE_KEY_PREFIX)) {
+      this.applyEntry(target.services, record, serviceIdentityEntrySchema, SERVICE_KEY_PREFIX, live ? this.serviceListeners : undefined);
     } else if (record.key.startsWith(POLICY_KEY_PREFIX)) {
       if (record.removed) {
         target.policies.delete(record.key);
@@ -393,6 +435,36 @@ export class AccessModelReader {
     const entry = this.strings.principal(parsed);
     target.principals.set(record.key, entry);
     if (live) this.notifyPrincipal(entry, previous);
+  }
+
+  /** Keys and service identities: replaced whole, removed on delete; listeners only for the served state. */
+  private applyEntry<T>(
+    entries: Map<string, T>,
+    record: KeyRecord,
+    schema: z.ZodType<T>,
+    prefix: string,
+    listeners: Set<(id: string, entry: T | undefined) => void> | undefined,
+  ): void {
+    const id = record.key.slice(prefix.length);
+    if (record.removed) {
+      if (!entries.delete(record.key)) return;
+      if (listeners) this.notifyEntry(listeners, id, undefined);
+      return;
+    }
+    const entry = this.parse(record, schema);
+    if (entry === undefined) return;
+    entries.set(record.key, entry);
+    if (listeners) this.notifyEntry(listeners, id, entry);
+  }
+
+  private notifyEntry<T>(listeners: Set<(id: string, entry: T | undefined) => void>, id: string, entry: T | undefined): void {
+    for (const listener of listeners) {
+      try {
+        listener(id, entry);
+      } catch (error) {
+        this.options.logger.error({ err: error, id }, 'access model change listener failed');
+      }
+    }
   }
 
   /** A value that fails its schema is logged and skipped: the previous one stays, nothing crashes. */
@@ -443,6 +515,21 @@ const DECODER = new TextDecoder();
 
 function sameSnapshot(a: CatalogSnapshot, b: CatalogSnapshot | undefined): boolean {
   return b !== undefined && a.version === b.version && a.publishedAt === b.publishedAt;
+}
+
+/** After a rebind: every entry that changed, appeared or vanished while the reader was away. */
+function notifyDifferences<T extends { version: number }>(
+  previous: Map<string, T>,
+  next: Map<string, T>,
+  prefix: string,
+  notify: (id: string, entry: T | undefined) => void,
+): void {
+  for (const [key, entry] of next) {
+    if (previous.get(key)?.version !== entry.version) notify(key.slice(prefix.length), entry);
+  }
+  for (const key of previous.keys()) {
+    if (!next.has(key)) notify(key.slice(prefix.length), undefined);
+  }
 }
 
 /** A principal whose entry was removed: to the read model, someone who holds nothing. */

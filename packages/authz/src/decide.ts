@@ -19,7 +19,9 @@ export type Decision =
  */
 export function holdsScope(catalog: Catalog, principal: Principal, scope: string): Decision {
   const lifecycle = catalog.usable(scope);
-  if (principal.type === 'service_account') return decided(principal.scopes?.includes(scope) === true, lifecycle, 'scope_not_held');
+  if (principal.type === 'service_account' || principal.type === 'service') {
+    return decided(principal.scopes?.includes(scope) === true, lifecycle, 'scope_not_held');
+  }
   if (platformRolesHold(catalog, principal, scope)) return { allowed: true, lifecycle };
   for (const grant of principal.grants) {
     if (catalog.rolesScopes(grant.role).has(scope)) return { allowed: true, lifecycle };
@@ -30,7 +32,8 @@ export function holdsScope(catalog: Catalog, principal: Principal, scope: string
 /**
  * Whether the principal holds the scope on this resource (plan-iam.md,
  * Coverage). Platform roles are resource-independent; an API key holds its
- * scopes on its own project only; a membership grant covers what lies under
+ * scopes on its own project only; a platform service holds its token's
+ * scopes everywhere; a membership grant covers what lies under
  * its node, and a member-visible scope also covers the organization itself
  * for anyone with a grant inside it.
  */
@@ -41,6 +44,8 @@ export function can(catalog: Catalog, principal: Principal, scope: string, resou
     const onItsProject = principal.projectId !== undefined && resource.projectId === principal.projectId;
     return decided(onItsProject, lifecycle, 'resource_not_covered');
   }
+  // A platform service's token was minted for one audience with scopes its identity allows; it serves every organization.
+  if (principal.type === 'service') return decided(principal.scopes?.includes(scope) === true, lifecycle, 'scope_not_held');
   if (platformRolesHold(catalog, principal, scope)) return { allowed: true, lifecycle };
   let held = false;
   let memberVisible: boolean | undefined;

@@ -137,3 +137,52 @@ export interface AuthzResource {
   departmentId?: string | null;
   projectId?: string | null;
 }
+
+export const API_KEY_ENTRY_STATUSES = ['active', 'revoked', 'project_archived'] as const;
+export type ApiKeyEntryStatus = (typeof API_KEY_ENTRY_STATUSES)[number];
+
+/**
+ * One API key as the gateway checks it (issue 15, At the gateway): the HMAC
+ * of its secret and the pepper version that made it, never the secret.
+ * Keyed in the read model by key id. A rotated key stays `active` with
+ * `graceUntil` set; after that instant it is rotated out.
+ */
+export const apiKeyEntrySchema = z.object({
+  keyId: z.string().min(1),
+  serviceAccountId: z.string().min(1),
+  organizationId: z.string().min(1),
+  departmentId: z.string().min(1),
+  projectId: z.string().min(1),
+  scopes: z.array(z.string()),
+  status: z.enum(API_KEY_ENTRY_STATUSES),
+  expiresAt: z.iso.datetime({ offset: true }).nullable(),
+  /** Set when the key was rotated: it keeps working until then. */
+  graceUntil: z.iso.datetime({ offset: true }).nullable(),
+  hash: z.string().min(1),
+  pepperVersion: z.number().int().positive(),
+  /** The catalog version the key was issued (or last re-scoped) under. */
+  registryVersion: z.number().int().nonnegative(),
+  version: z.number().int().positive(),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+export type ApiKeyEntry = z.infer<typeof apiKeyEntrySchema>;
+
+export const SERVICE_IDENTITY_STATUSES = ['active', 'disabled'] as const;
+
+/**
+ * A platform service that may call other services with its own short-lived
+ * tokens (issue 15, Service identity): its public keys (never the private
+ * credential), the scopes it may claim and the services it may call.
+ * Disabling it refuses its tokens everywhere as soon as the entry arrives.
+ */
+export const serviceIdentityEntrySchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  status: z.enum(SERVICE_IDENTITY_STATUSES),
+  scopes: z.array(z.string()),
+  audiences: z.array(z.string()),
+  /** Ed25519 public keys as SPKI PEM, by RFC 7638 thumbprint (`kid`); two during a credential rotation. */
+  keys: z.array(z.object({ kid: z.string().min(1), publicKeyPem: z.string().min(1) })),
+  version: z.number().int().positive(),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+export type ServiceIdentityEntry = z.infer<typeof serviceIdentityEntrySchema>;

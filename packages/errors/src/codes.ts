@@ -62,6 +62,16 @@ export const ERROR_CODES = {
   AUTH_SCOPE_RETIRED: { class: 'authz', http: 403 },
   AUTH_ROLE_ESCALATION: { class: 'authz', http: 403 },
   AUTH_READ_MODEL_STALE: { class: 'retryable_infra', http: 503 },
+  // API keys at the gateway: revoked, expired or rotated out only once the secret verified; anything else is unknown.
+  AUTH_API_KEY_UNKNOWN: { class: 'authn', http: 401 },
+  AUTH_API_KEY_REVOKED: { class: 'authn', http: 401 },
+  AUTH_API_KEY_EXPIRED: { class: 'authn', http: 401 },
+  AUTH_API_KEY_ROTATED_OUT: { class: 'authn', http: 401 },
+  AUTH_API_KEY_SUSPENDED: { class: 'authn', http: 401 },
+  AUTH_TOO_MANY_FAILURES: { class: 'authn', http: 429 },
+  // Service-to-service tokens.
+  INTERNAL_AUTH_SERVICE_DISABLED: { class: 'authn', http: 401 },
+  INTERNAL_AUTH_SCOPE_NOT_ALLOWED: { class: 'authz', http: 403 },
   // IAM's own rules.
   IAM_DUPLICATE: { class: 'validation', http: 409 },
   IAM_LAST_ORG_ADMIN: { class: 'validation', http: 409 },
@@ -70,6 +80,10 @@ export const ERROR_CODES = {
   IAM_ARCHIVED: { class: 'validation', http: 409 },
   IAM_SELF_SERVICE_DISABLED: { class: 'authz', http: 403 },
   IAM_UNAVAILABLE: { class: 'upstream', http: 503 },
+  IAM_API_KEY_SCOPE_NOT_HELD: { class: 'authz', http: 403 },
+  IAM_API_KEY_EXPIRY_INVALID: { class: 'validation', http: 422 },
+  IAM_API_KEY_GRACE_INVALID: { class: 'validation', http: 422 },
+  IAM_API_KEY_NOT_ACTIVE: { class: 'validation', http: 409 },
   RESOURCE_ID_INVALID: { class: 'validation', http: 400 },
   // Policy and entitlements.
   POLICY_KEY_UNKNOWN: { class: 'validation', http: 422 },

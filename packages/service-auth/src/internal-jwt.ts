@@ -35,6 +35,8 @@ const claimsSchema = z.object({
   grants: z.array(grantSchema),
   akid: z.string().optional(),
   proj: z.string().optional(),
+  org: z.string().optional(),
+  dept: z.string().optional(),
   scopes: z.array(z.string()).optional(),
   rv: z.number().int().nonnegative().optional(),
   cid: z.string().min(1),
@@ -96,6 +98,8 @@ export class InternalTokenSigner {
     if (principal.name !== undefined) claims.name = principal.name;
     if (principal.apiKeyId !== undefined) claims.akid = principal.apiKeyId;
     if (principal.projectId !== undefined) claims.proj = principal.projectId;
+    if (principal.organizationId !== undefined) claims.org = principal.organizationId;
+    if (principal.departmentId !== undefined) claims.dept = principal.departmentId;
     if (principal.scopes !== undefined) claims.scopes = principal.scopes;
     if (principal.registryVersion !== undefined) claims.rv = principal.registryVersion;
     if (request.actor !== undefined) claims.act = request.actor;
@@ -172,6 +176,8 @@ export class InternalTokenVerifier {
     if (claims.name !== undefined) principal.name = claims.name;
     if (claims.akid !== undefined) principal.apiKeyId = claims.akid;
     if (claims.proj !== undefined) principal.projectId = claims.proj;
+    if (claims.org !== undefined) principal.organizationId = claims.org;
+    if (claims.dept !== undefined) principal.departmentId = claims.dept;
     if (claims.scopes !== undefined) principal.scopes = claims.scopes;
     if (claims.rv !== undefined) principal.registryVersion = claims.rv;
     return { principal, issuer: claims.iss, correlationId: claims.cid, actor: claims.act };

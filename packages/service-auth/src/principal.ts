@@ -31,7 +31,10 @@ export const principalSchema = z.object({
   platformRoles: z.array(z.enum(PLATFORM_ROLES)),
   grants: z.array(grantSchema),
   apiKeyId: z.string().optional(),
+  /** An API key's service account lives in one project; these name it and its department and organization. */
   projectId: z.string().optional(),
+  organizationId: z.string().optional(),
+  departmentId: z.string().optional(),
   scopes: z.array(z.string()).optional(),
   registryVersion: z.number().int().nonnegative().optional(),
 });

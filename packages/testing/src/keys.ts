@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,8 @@ export interface TempKeys {
   dir: string;
   /** Writes a fresh Ed25519 pair for internal JWTs. */
   ed25519(name: string): Promise<KeyFiles>;
+  /** Writes a fresh API-key pepper file (version 1) and returns its path. */
+  pepper(name: string): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -25,6 +27,11 @@ export async function tempKeyDir(): Promise<TempKeys> {
       await writeFile(files.privateKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       await writeFile(files.publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
       return files;
+    },
+    pepper: async (name) => {
+      const file = path.join(dir, `${name}.pepper.json`);
+      await writeFile(file, JSON.stringify({ current: 1, versions: { '1': randomBytes(32).toString('base64url') } }), { mode: 0o600 });
+      return file;
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };

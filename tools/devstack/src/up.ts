@@ -108,6 +108,7 @@ const wiring: PlatformWiring = {
   poolSize: config.DB_POOL_SIZE,
   internalPrivateKeyFile: keys.internalPrivateKeyFile,
   internalPublicKeyFiles: [keys.internalPublicKeyFile],
+  apiKeyPepperFile: keys.apiKeyPepperFile,
   jwksUrl: idp.url,
   issuer: config.DEV_IDP_ISSUER,
   audience: config.DEV_IDP_AUDIENCE,

@@ -7,6 +7,8 @@ export interface PlatformWiring {
   poolSize: number;
   internalPrivateKeyFile: string;
   internalPublicKeyFiles: string[];
+  /** iam hashes new API keys with it, the gateway checks presented keys with it. */
+  apiKeyPepperFile: string;
   jwksUrl: string;
   issuer: string;
   audience: string;
@@ -56,6 +58,7 @@ export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, po
     ...natsEnvironment(wiring, subgraph),
   };
   if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
+  if (subgraph === 'iam') environment.API_KEY_PEPPER_FILE = wiring.apiKeyPepperFile;
   return environment;
 }
 
@@ -69,6 +72,7 @@ export function gatewayEnvironment(wiring: PlatformWiring, port: number, subgrap
     POMERIUM_AUDIENCE: wiring.audience,
     PLATFORM_ROLE_GROUPS: JSON.stringify(wiring.roleGroups),
     INTERNAL_JWT_PRIVATE_KEY_FILE: wiring.internalPrivateKeyFile,
+    API_KEY_PEPPER_FILE: wiring.apiKeyPepperFile,
     SHUTDOWN_GRACE_MS: '5000',
     ...natsEnvironment(wiring, 'gateway'),
   };

@@ -68,6 +68,7 @@ describe('the platform on NATS with per-service users (DEV_NATS_PERMISSIONS)', (
         poolSize: 1,
         internalPrivateKeyFile: internalKeys.privateKeyFile,
         internalPublicKeyFiles: [internalKeys.publicKeyFile],
+        apiKeyPepperFile: await keys.pepper('api-keys'),
         jwksUrl: jwks.url,
         issuer: ISSUER,
         audience: AUDIENCE,

@@ -67,6 +67,7 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
     poolSize: options.poolSize,
     internalPrivateKeyFile: keys.internalPrivateKeyFile,
     internalPublicKeyFiles: [keys.internalPublicKeyFile],
+    apiKeyPepperFile: keys.apiKeyPepperFile,
     jwksUrl: jwks.url,
     issuer: BENCH_ISSUER,
     audience: BENCH_AUDIENCE,

@@ -59,6 +59,7 @@ export function platformGatewayEnv(options: PlatformGatewayEnvOptions): Record<s
     poolSize: config.DB_POOL_SIZE,
     internalPrivateKeyFile: keys.internalPrivateKeyFile,
     internalPublicKeyFiles: [keys.internalPublicKeyFile],
+    apiKeyPepperFile: keys.apiKeyPepperFile,
     jwksUrl: options.jwksUrl,
     issuer: config.DEV_IDP_ISSUER,
     audience: config.DEV_IDP_AUDIENCE,
