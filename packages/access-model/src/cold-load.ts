@@ -1,14 +1,18 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { PrincipalEntry } from '@aifactory/authz';
+import type { ApiKeyEntry, PrincipalEntry } from '@aifactory/authz';
 import { systemClock } from '@aifactory/clock';
 import { createLogger } from '@aifactory/logging';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { HEARTBEAT_KEY, deleteAccessBucket, openAccessBucket, principalKey } from './bucket.js';
+import { HEARTBEAT_KEY, apiKeyKey, deleteAccessBucket, openAccessBucket, principalKey } from './bucket.js';
 import { AccessModelReader } from './reader.js';
 
+/** What the throwaway bucket is filled with: people (issue 14) or API keys (issue 15). */
+export type ColdLoadKind = 'principals' | 'apiKeys';
+
 export interface ColdLoadMeasurement {
+  kind: ColdLoadKind;
   count: number;
   /** From start() to every initial value loaded. */
   loadMs: number;
@@ -17,16 +21,16 @@ export interface ColdLoadMeasurement {
 }
 
 /**
- * The gateway's cold start with `count` principals (issue 14 asks for
- * 100,000): seeds a throwaway bucket on `nc`, loads it into a fresh reader,
+ * The gateway's cold start with `count` principals or API keys (issues 14
+ * and 15 ask for 100,000 of each): seeds a throwaway bucket on `nc`, loads it into a fresh reader,
  * and deletes the bucket again. Run it under `node --expose-gc` so the heap
  * figure is not noise from garbage not yet collected.
  */
-export async function measureColdLoad(nc: NatsConnection, count: number): Promise<ColdLoadMeasurement> {
+export async function measureColdLoad(nc: NatsConnection, count: number, kind: ColdLoadKind = 'principals'): Promise<ColdLoadMeasurement> {
   const subjectPrefix = `bench${randomBytes(5).toString('hex')}`;
   try {
     const kv = await openAccessBucket(nc, { subjectPrefix, create: true });
-    await seedPrincipals(kv, count);
+    await seed(kv, count, kind === 'principals' ? principalRecords(count) : apiKeyRecords());
     await kv.put(HEARTBEAT_KEY, JSON.stringify({ at: new Date().toISOString(), catalogVersion: 1, policyVersion: 1 }));
     const heapBefore = settledHeap();
     const reader = new AccessModelReader({
@@ -41,9 +45,10 @@ export async function measureColdLoad(nc: NatsConnection, count: number): Promis
     await reader.whenReady();
     const loadMs = Math.round(performance.now() - began);
     const heapDeltaBytes = settledHeap() - heapBefore;
-    if (reader.stats().principals !== count) throw new RangeError(`loaded ${reader.stats().principals} of ${count} principals`);
+    const loaded = kind === 'principals' ? reader.stats().principals : reader.stats().apiKeys;
+    if (loaded !== count) throw new RangeError(`loaded ${loaded} of ${count} ${kind}`);
     await reader.stop();
-    return { count, loadMs, heapDeltaBytes };
+    return { kind, count, loadMs, heapDeltaBytes };
   } finally {
     await deleteAccessBucket(nc, subjectPrefix);
   }
@@ -52,16 +57,52 @@ export async function measureColdLoad(nc: NatsConnection, count: number): Promis
 /** Bounded so seeding is fast without flooding JetStream with unacknowledged publishes. */
 const SEED_IN_FLIGHT = 500;
 
-async function seedPrincipals(kv: KV, count: number): Promise<void> {
-  const organizations = Array.from({ length: Math.max(1, Math.ceil(count / 50)) }, () => randomUUID());
+/** The i-th record to seed: its KV key and value. */
+type RecordAt = (index: number) => [key: string, value: unknown];
+
+async function seed(kv: KV, count: number, recordAt: RecordAt): Promise<void> {
   for (let start = 0; start < count; start += SEED_IN_FLIGHT) {
     const batch: Promise<number>[] = [];
     for (let i = start; i < Math.min(count, start + SEED_IN_FLIGHT); i++) {
-      const entry = samplePrincipal(i, organizations[i % organizations.length] ?? randomUUID());
-      batch.push(kv.put(principalKey(entry.issuer, entry.subject), JSON.stringify(entry)));
+      const [key, value] = recordAt(i);
+      batch.push(kv.put(key, JSON.stringify(value)));
     }
     await Promise.all(batch);
   }
+}
+
+function principalRecords(count: number): RecordAt {
+  const organizations = Array.from({ length: Math.max(1, Math.ceil(count / 50)) }, () => randomUUID());
+  return (i) => {
+    const entry = samplePrincipal(i, organizations[i % organizations.length] ?? randomUUID());
+    return [principalKey(entry.issuer, entry.subject), entry];
+  };
+}
+
+/** Keys spread over projects of 10 keys each, three scopes, an expiry, as IAM would publish them. */
+function apiKeyRecords(): RecordAt {
+  const updatedAt = new Date().toISOString();
+  const expiresAt = new Date(Date.now() + 90 * 86_400_000).toISOString();
+  return (i) => {
+    const keyId = `k${String(i).padStart(19, '0')}`.replace(/[0-9]/g, (digit) => 'abcdefghij'[Number(digit)]!);
+    const entry: ApiKeyEntry = {
+      keyId,
+      serviceAccountId: randomUUID(),
+      organizationId: randomUUID(),
+      departmentId: randomUUID(),
+      projectId: randomUUID(),
+      scopes: ['gpuaas:allocation:read', 'gpuaas:allocation:create', 'tokenfactory:inference:invoke'],
+      status: 'active',
+      expiresAt,
+      graceUntil: null,
+      hash: randomBytes(32).toString('base64url'),
+      pepperVersion: 1,
+      registryVersion: 7,
+      version: 1,
+      updatedAt,
+    };
+    return [apiKeyKey(keyId), entry];
+  };
 }
 
 /** A typical member: a project membership and an organization viewer grant, as IAM would publish them. */

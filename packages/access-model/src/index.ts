@@ -23,4 +23,4 @@ export {
   type CatalogChangeListener,
   type PrincipalChangeListener,
 } from './reader.js';
-export { measureColdLoad, type ColdLoadMeasurement } from './cold-load.js';
+export { measureColdLoad, type ColdLoadKind, type ColdLoadMeasurement } from './cold-load.js';

@@ -66,11 +66,11 @@ export class AccessModelPublisher {
   }
 
   /** Hashes only: the entry schema has no field a secret could travel in. */
-  putApiKey(entry: ApiKeyEntry): Promise<boolean> {
+  async putApiKey(entry: ApiKeyEntry): Promise<boolean> {
     return this.putIfNewer(apiKeyKey(entry.keyId), apiKeyEntrySchema, entry);
   }
 
-  putServiceIdentity(entry: ServiceIdentityEntry): Promise<boolean> {
+  async putServiceIdentity(entry: ServiceIdentityEntry): Promise<boolean> {
     return this.putIfNewer(serviceIdentityKey(entry.name), serviceIdentityEntrySchema, entry);
   }
 

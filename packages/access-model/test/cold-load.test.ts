@@ -20,4 +20,10 @@ describe('measureColdLoad', () => {
     expect(measured.loadMs).toBeLessThan(30_000);
     process.stdout.write(`access model cold load: ${JSON.stringify(measured)}\n`);
   }, 120_000);
+
+  it('loads 20,000 API keys into a fresh reader', async () => {
+    const measured = await measureColdLoad(nc, 20_000, 'apiKeys');
+    expect(measured).toMatchObject({ kind: 'apiKeys', count: 20_000 });
+    process.stdout.write(`access model cold load: ${JSON.stringify(measured)}\n`);
+  }, 120_000);
 });

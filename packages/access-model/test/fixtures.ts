@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { CatalogSnapshot, Heartbeat, PolicySnapshot, PrincipalEntry } from '@aifactory/authz';
+import type { ApiKeyEntry, CatalogSnapshot, Heartbeat, PolicySnapshot, PrincipalEntry, ServiceIdentityEntry } from '@aifactory/authz';
 import { createLogger, type Logger } from '@aifactory/logging';
 import { TEST_NATS_URL } from '@aifactory/testing';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -76,4 +76,37 @@ export async function eventually(check: () => boolean, timeoutMs = 5_000, what =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+export function apiKeyEntry(version: number, overrides: Partial<ApiKeyEntry> = {}): ApiKeyEntry {
+  return {
+    keyId: 'abcdefghijklmnopqrst',
+    serviceAccountId: randomUUID(),
+    organizationId: randomUUID(),
+    departmentId: randomUUID(),
+    projectId: randomUUID(),
+    scopes: ['platform:project:read'],
+    status: 'active',
+    expiresAt: null,
+    graceUntil: null,
+    hash: 'hmac-of-the-secret-not-the-secret-itself-0000',
+    pepperVersion: 1,
+    registryVersion: 1,
+    version,
+    updatedAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+export function serviceIdentityEntry(version: number, overrides: Partial<ServiceIdentityEntry> = {}): ServiceIdentityEntry {
+  return {
+    name: 'tokenfactory',
+    status: 'active',
+    scopes: ['platform:billing:read'],
+    audiences: ['billing'],
+    keys: [{ kid: 'kid-1', publicKeyPem: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n' }],
+    version,
+    updatedAt: new Date().toISOString(),
+    ...overrides,
+  };
 }
