@@ -1,5 +1,5 @@
 import type { Principal } from '@aifactory/service-auth';
-import { apiKey, grantAt, IDS, RESOURCES, testCatalog, user } from '../test/fixtures.js';
+import { apiKey, grantAt, IDS, RESOURCES, service, testCatalog, user } from '../test/fixtures.js';
 import { can, holdsScope } from './decide.js';
 
 const catalog = testCatalog();
@@ -113,11 +113,32 @@ describe('can: API keys', () => {
     expect(can(catalog, key, 'gpuaas:allocation:create', RESOURCES.PA)).toMatchObject({ allowed: false, reason: 'scope_not_held' });
   });
 
+  it('lets a key see its own organization itself through a member-visible scope it carries, and nothing more', () => {
+    const key = apiKey(IDS.PA, ['platform:organization:read', 'gpuaas:allocation:read'], IDS.O1);
+
+    expect(allowed(key, 'platform:organization:read', 'O1')).toBe(true);
+    expect(allowed(key, 'platform:organization:read', 'O2')).toBe(false);
+    expect(allowed(key, 'platform:organization:read', 'DA')).toBe(false);
+    // Not member-visible: the organization node stays out of reach.
+    expect(allowed(key, 'gpuaas:allocation:read', 'O1')).toBe(false);
+    expect(allowed({ ...key, scopes: [] }, 'platform:organization:read', 'O1')).toBe(false);
+  });
+
   it('ignores grants and platform roles on an API-key principal', () => {
     const key = { ...apiKey(IDS.PA, []), grants: [grantAt.organization('org_admin')], platformRoles: ['platform_admin' as const] };
 
     expect(allowed(key, 'gpuaas:allocation:read', 'PA')).toBe(false);
     expect(holdsScope(catalog, key, 'gpuaas:allocation:read').allowed).toBe(false);
+  });
+});
+
+describe('can: platform services', () => {
+  it("holds the token's scopes on every resource and nothing else", () => {
+    const billingReader = service(['platform:project:read']);
+
+    for (const place of ['O1', 'O2', 'PA', 'PC'] as const) expect(allowed(billingReader, 'platform:project:read', place)).toBe(true);
+    expect(can(catalog, billingReader, 'gpuaas:allocation:read', RESOURCES.PA)).toMatchObject({ allowed: false, reason: 'scope_not_held' });
+    expect(holdsScope(catalog, { ...billingReader, grants: [grantAt.organization('org_admin')] }, 'gpuaas:allocation:read').allowed).toBe(false);
   });
 });
 

@@ -32,7 +32,8 @@ export function holdsScope(catalog: Catalog, principal: Principal, scope: string
 /**
  * Whether the principal holds the scope on this resource (plan-iam.md,
  * Coverage). Platform roles are resource-independent; an API key holds its
- * scopes on its own project only; a platform service holds its token's
+ * scopes on its own project only (and, through a member-visible scope, on
+ * its own organization itself); a platform service holds its token's
  * scopes everywhere; a membership grant covers what lies under
  * its node, and a member-visible scope also covers the organization itself
  * for anyone with a grant inside it.
@@ -42,7 +43,10 @@ export function can(catalog: Catalog, principal: Principal, scope: string, resou
   if (principal.type === 'service_account') {
     if (principal.scopes?.includes(scope) !== true) return { allowed: false, lifecycle, reason: 'scope_not_held' };
     const onItsProject = principal.projectId !== undefined && resource.projectId === principal.projectId;
-    return decided(onItsProject, lifecycle, 'resource_not_covered');
+    // Like a member, a key sees its own organization itself through a member-visible scope it carries.
+    const ownOrganization =
+      isOrganizationLevel(resource) && principal.organizationId === resource.organizationId && catalog.scope(scope)?.memberVisible === true;
+    return decided(onItsProject || ownOrganization, lifecycle, 'resource_not_covered');
   }
   // A platform service's token was minted for one audience with scopes its identity allows; it serves every organization.
   if (principal.type === 'service') return decided(principal.scopes?.includes(scope) === true, lifecycle, 'scope_not_held');

@@ -100,8 +100,15 @@ export function user(grants: Grant[], platformRoles: Principal['platformRoles'] 
   return { type: 'user', subject: 'https://idp.test|alice', platformRoles, grants };
 }
 
-export function apiKey(projectId: string, scopes: string[]): Principal {
-  return { type: 'service_account', subject: 'sa-1', platformRoles: [], grants: [], apiKeyId: 'key-1', projectId, scopes };
+export function apiKey(projectId: string, scopes: string[], organizationId?: string): Principal {
+  const key: Principal = { type: 'service_account', subject: 'sa-1', platformRoles: [], grants: [], apiKeyId: 'key-1', projectId, scopes };
+  if (organizationId !== undefined) key.organizationId = organizationId;
+  return key;
+}
+
+/** A platform service's token principal (issue 15, Service identity). */
+export function service(scopes: string[]): Principal {
+  return { type: 'service', subject: 'tokenfactory', platformRoles: [], grants: [], scopes };
 }
 
 /** A sink that keeps what it is given; `fail` makes the next writes reject. */
