@@ -6,6 +6,7 @@ const required = {
   POMERIUM_ISSUER: 'https://authenticate.example.com',
   POMERIUM_AUDIENCE: 'aifactory.example.com',
   INTERNAL_JWT_PRIVATE_KEY_FILE: '/keys/internal.pem',
+  API_KEY_PEPPER_FILE: '/keys/api-key-pepper.json',
 };
 
 function problems(env: Record<string, string>): string[] {
@@ -33,6 +34,17 @@ describe('gateway config', () => {
     expect(problems({ RATE_LIMITS: '{"default": {"limit": 0}}' }).join('\n')).toMatch(/^RATE_LIMITS/m);
     expect(problems({ GRAPHQL_MAX_DEPTH: 'deep' }).join('\n')).toMatch(/^GRAPHQL_MAX_DEPTH/m);
     expect(problems({ CORS_ALLOWED_ORIGINS: 'not a url' }).join('\n')).toMatch(/^CORS_ALLOWED_ORIGINS/m);
+  });
+
+  it('needs the API key pepper file and defaults the key budgets', () => {
+    const { API_KEY_PEPPER_FILE: _omitted, ...withoutPepper } = required;
+    expect(() => parseConfig(gatewayConfigSchema, withoutPepper)).toThrow(/API_KEY_PEPPER_FILE/);
+    const config = parseConfig(gatewayConfigSchema, required);
+    expect(config.API_KEY_MODEL_MAX_AGE_MS).toBe(15_000);
+    expect(config.API_KEY_FAILURE_LIMIT).toEqual({ limit: 20, windowSeconds: 60 });
+    expect(config.API_KEY_NEGATIVE_CACHE_MS).toBe(5_000);
+    expect(config.TRUSTED_PROXY_HOPS).toBe(0);
+    expect(problems({ API_KEY_FAILURE_LIMIT: '{"limit": 5}' }).join('\n')).toMatch(/^API_KEY_FAILURE_LIMIT/m);
   });
 
   it('asks for an endpoint when traces go to OTLP', () => {

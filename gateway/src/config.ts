@@ -48,6 +48,8 @@ export const gatewayConfigSchema = z.object({
   INTERNAL_JWT_PRIVATE_KEY_FILE: env.nonEmpty(),
   INTERNAL_JWT_ISSUER: env.nonEmpty().default('gateway'),
   INTERNAL_JWT_TTL_SECONDS: z.coerce.number().int().min(5).max(60).default(30),
+  /** How often the signing key file is checked for a rotation (secrets:rotate swaps it in place). */
+  INTERNAL_JWT_KEY_RELOAD_MS: env.positiveInt(5_000),
   BODY_LIMIT_BYTES: env.positiveInt(2 * 1024 * 1024),
   /** Operation limits, checked before planning; defaults after Apollo Router's. */
   GRAPHQL_MAX_DEPTH: env.positiveInt(20),
@@ -66,6 +68,34 @@ export const gatewayConfigSchema = z.object({
    * AUTH_READ_MODEL_STALE; within it the gateway keeps authorizing while iam is down.
    */
   ACCESS_MODEL_MAX_AGE_MS: env.positiveInt(60_000),
+  /**
+   * The versioned pepper API-key hashes are made with (issue 15, Secrets
+   * custody): a file, never a database row or read model. Re-read on a pepper
+   * version the gateway does not hold yet, and when the file changed (checked
+   * every API_KEY_PEPPER_RELOAD_MS; `secrets:rotate` waits longer than the
+   * default before it prunes an old version).
+   */
+  API_KEY_PEPPER_FILE: env.nonEmpty(),
+  API_KEY_PEPPER_RELOAD_MS: env.positiveInt(5_000),
+  /**
+   * Key requests fail closed with AUTH_READ_MODEL_STALE once iam's last
+   * heartbeat is older than this (and always past ACCESS_MODEL_MAX_AGE_MS):
+   * a revoked key must not keep working on an old copy.
+   */
+  API_KEY_MODEL_MAX_AGE_MS: env.positiveInt(15_000),
+  /** Failed key authentications per client address; past it, AUTH_TOO_MANY_FAILURES before any lookup. */
+  API_KEY_FAILURE_LIMIT: env.json(rateLimitRule).default({ limit: 20, windowSeconds: 60 }),
+  /** A refused key is answered from memory for this long (no HMAC, no lookup), unless its entry changes. */
+  API_KEY_NEGATIVE_CACHE_MS: env.positiveInt(5_000),
+  /** Key last-use reports (at most one per key a minute) are sent to iam in batches this often. */
+  API_KEY_USAGE_FLUSH_MS: env.positiveInt(5_000),
+  API_KEY_USAGE_TIMEOUT_MS: env.positiveInt(5_000),
+  /**
+   * Proxies in front of the gateway that append to X-Forwarded-For; the
+   * client address (failure limits) is the entry this many hops from the
+   * right. 0: the socket's peer address, X-Forwarded-For ignored.
+   */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /** The one call to iam that signs a user in on first sight gives up after this long (IAM_UNAVAILABLE). */
   IAM_SIGN_IN_TIMEOUT_MS: env.positiveInt(3_000),
   NATS_URL: env.list().default(['nats://127.0.0.1:4222']),

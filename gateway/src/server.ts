@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { ApolloGateway } from '@apollo/gateway';
 import { AccessModelReader } from '@aifactory/access-model';
@@ -8,14 +8,20 @@ import { AppError, isAppError, type ErrorCode } from '@aifactory/errors';
 import { CORRELATION_HEADER, createGraphQLErrorFormatter, metricsRoute, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
 import { acceptCorrelationId, type Logger } from '@aifactory/logging';
-import { InternalTokenSigner, loadSigningKey, type Principal } from '@aifactory/service-auth';
+import { InternalTokenSigner, openSigningKeyFile, PepperRing, type Principal } from '@aifactory/service-auth';
 import { streamDeclarations } from '@aifactory/contracts';
 import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry';
+import { jetstream } from '@nats-io/jetstream';
+import { ApiKeyRefusalAuditor } from './auth/api-key-audit.js';
+import { ApiKeyFailureLimit } from './auth/api-key-failure-limit.js';
+import { ApiKeyUsageReporter, iamApiKeyUsage } from './auth/api-key-usage.js';
+import { ApiKeyAuthenticator, presentedApiKey } from './auth/api-keys.js';
 import { startDenyAudit } from './auth/deny-audit.js';
 import { iamSignIn } from './auth/iam-sign-in.js';
 import { ASSERTION_HEADER, PomeriumVerifier, type EdgeIdentity } from './auth/pomerium.js';
 import { PrincipalResolver } from './auth/principal-resolver.js';
 import type { GatewayConfig } from './config.js';
+import { clientAddress } from './edge/client-address.js';
 import { CorsPolicy } from './edge/cors.js';
 import { IdempotencyStore } from './edge/idempotency.js';
 import { RateLimiter, rateLimitHeaders } from './edge/rate-limiter.js';
@@ -42,6 +48,10 @@ export interface RunningGateway {
   accessModel: AccessModelReader;
   /** The gateway's own denies, coalesced; `flush()` waits for their writes. */
   denyAuditor: DenyAuditor;
+  /** Refused API keys, coalesced; `flush()` waits for their audit writes. */
+  apiKeyAuditor: ApiKeyRefusalAuditor;
+  /** Key last-use reports to iam; `flush()` sends what waits. */
+  apiKeyUsage: ApiKeyUsageReporter;
   /** Shutdown in seed 004's order: stop taking requests and finish in-flight ones, drain NATS, close Redis, close the HTTP server. */
   close(): Promise<void>;
 }
@@ -65,6 +75,12 @@ const AUTHORIZATION_FAILURE_CODES: ReadonlySet<ErrorCode> = new Set([
   'AUTH_FORBIDDEN',
   'IAM_UNAVAILABLE',
   'GRAPHQL_INTROSPECTION_FORBIDDEN',
+  'AUTH_API_KEY_UNKNOWN',
+  'AUTH_API_KEY_REVOKED',
+  'AUTH_API_KEY_EXPIRED',
+  'AUTH_API_KEY_ROTATED_OUT',
+  'AUTH_API_KEY_SUSPENDED',
+  'AUTH_TOO_MANY_FAILURES',
 ]);
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -83,11 +99,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     if (isAppError(error) && AUTHORIZATION_FAILURE_CODES.has(error.code)) authorizationFailures.inc({ code: error.code });
   };
 
-  const signer = new InternalTokenSigner({
-    issuer: config.INTERNAL_JWT_ISSUER,
-    key: await loadSigningKey(config.INTERNAL_JWT_PRIVATE_KEY_FILE),
-    ttlSeconds: config.INTERNAL_JWT_TTL_SECONDS,
+  // Followed, not read once: `npm run secrets:rotate -- internal-jwt-signing` swaps the file while we run.
+  const signingKey = await openSigningKeyFile(config.INTERNAL_JWT_PRIVATE_KEY_FILE, {
+    reloadMs: config.INTERNAL_JWT_KEY_RELOAD_MS,
+    onError: (error) => logger.warn({ err: error }, 'internal JWT signing key could not be re-read; keeping the key read before'),
+    onChange: ([kid]) => logger.info({ kid }, 'internal JWT signing key reloaded'),
   });
+  const signer = new InternalTokenSigner({ issuer: config.INTERNAL_JWT_ISSUER, key: signingKey, ttlSeconds: config.INTERNAL_JWT_TTL_SECONDS });
   const verifier = new PomeriumVerifier({
     jwksUrl: config.POMERIUM_JWKS_URL,
     issuer: config.POMERIUM_ISSUER,
@@ -101,6 +119,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const stopLoading = new AbortController();
   void verifier.load(config.POMERIUM_JWKS_RETRY_MS, stopLoading.signal);
 
+  // A missing or bad pepper file stops the start here, before any connection. Re-read when the file
+  // changes: a rotation's new current version is what keys are re-hashed to at their next use.
+  const pepper = await PepperRing.load(config.API_KEY_PEPPER_FILE, {
+    reloadEveryMs: config.API_KEY_PEPPER_RELOAD_MS,
+    onReloadError: (error) => logger.error({ err: error }, 'could not re-read the API key pepper file; keeping the versions read before'),
+  });
   const redis = connectRedis({ url: config.REDIS_URL, name: 'gateway', commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, logger });
   // Give Redis a moment to connect, so the first keyed mutations are not refused; a Redis that is down does not stop the start.
   await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), new Promise((resolve) => setTimeout(resolve, config.REDIS_COMMAND_TIMEOUT_MS * 8).unref())]);
@@ -146,6 +170,48 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     logger,
     onSignIn: (outcome) => signInCalls.inc({ outcome }),
   });
+  const limiter = new RateLimiter({
+    redis,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    clock,
+    logger,
+    // Operation names are few (config), but keep the label to the policy family so it never grows with traffic.
+    onDecision: (outcome, policyName) => limiterDecisions.inc({ policy: policyName.split(':', 1)[0] ?? policyName, outcome }),
+  });
+  const apiKeyAuditor = new ApiKeyRefusalAuditor({ js: jetstream(nats), subjectPrefix: config.EVENT_SUBJECT_PREFIX, clock, logger, metrics });
+  const apiKeyUsage = new ApiKeyUsageReporter({
+    send: iamApiKeyUsage({ iamBaseUrl: () => subgraphBaseUrl('iam'), signer, timeoutMs: config.API_KEY_USAGE_TIMEOUT_MS }),
+    clock,
+    logger,
+    flushEveryMs: config.API_KEY_USAGE_FLUSH_MS,
+    metrics,
+  });
+  apiKeyUsage.start();
+  const apiKeys = new ApiKeyAuthenticator({
+    model: accessModel,
+    pepper,
+    maxAgeMs: config.API_KEY_MODEL_MAX_AGE_MS,
+    failureLimit: new ApiKeyFailureLimit(limiter, config.API_KEY_FAILURE_LIMIT, clock),
+    negativeCacheMs: config.API_KEY_NEGATIVE_CACHE_MS,
+    clock,
+    logger,
+    metrics,
+    onRefused: (refusal) => apiKeyAuditor.record(refusal),
+    onAccepted: (use) => apiKeyUsage.record(use),
+  });
+  /** A key's connection is re-judged from the read model: its entry may be revoked, re-scoped or end. */
+  const keyConnection = async (presented: string, source: string, correlationId: string): Promise<AuthenticatedConnection> => {
+    const { principal, keyId, endsAtMs } = await apiKeys.authenticate(presented, source, correlationId);
+    return {
+      principal,
+      expiresAtMs: endsAtMs,
+      standing: () => {
+        const standing = apiKeys.standing(keyId);
+        return isAppError(standing) ? standing : { principal: standing.principal, expiresAtMs: standing.endsAtMs };
+      },
+    };
+  };
+
   const principalOf = async (identity: EdgeIdentity, correlationId: string): Promise<AuthenticatedConnection> => {
     const { fixedPrincipal } = options;
     if (fixedPrincipal) return { principal: fixedPrincipal, expiresAtMs: identity.exp * 1000 };
@@ -155,9 +221,21 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       current: () => resolver.current(identity),
     };
   };
-  /** HTTP requests and subscription connections are admitted by this one check. */
-  const authenticateHeaders = async (headers: IncomingHttpHeaders, correlationId?: string): Promise<AuthenticatedConnection> => {
+  /**
+   * HTTP requests and subscription connections are admitted by this one
+   * check. An API key, when present, alone decides the principal
+   * (ARCHITECTURE.md, Decisions: Principal), whatever assertion comes with it.
+   */
+  const authenticateHeaders = async (
+    headers: IncomingHttpHeaders,
+    request: Pick<IncomingMessage, 'headers' | 'socket'>,
+    correlationId?: string,
+  ): Promise<AuthenticatedConnection> => {
     try {
+      const apiKey = presentedApiKey(headers.authorization);
+      if (apiKey !== undefined) {
+        return await keyConnection(apiKey, clientAddress(request, config.TRUSTED_PROXY_HOPS), correlationId ?? acceptCorrelationId(headers[CORRELATION_HEADER]));
+      }
       // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
       if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
       const header = headers[ASSERTION_HEADER];
@@ -168,7 +246,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       throw error;
     }
   };
-  const authenticate = async (ctx: RequestContext): Promise<Principal> => (await authenticateHeaders(ctx.req.headers, ctx.correlationId)).principal;
+  const authenticate = async (ctx: RequestContext): Promise<Principal> => {
+    try {
+      return (await authenticateHeaders(ctx.req.headers, ctx.req, ctx.correlationId)).principal;
+    } catch (error) {
+      const retryAfter = isAppError(error) && error.code === 'AUTH_TOO_MANY_FAILURES' ? error.details?.retryAfterSeconds : undefined;
+      if (typeof retryAfter === 'number') ctx.res.setHeader('Retry-After', String(retryAfter));
+      throw error;
+    }
+  };
   const cors = new CorsPolicy(config.CORS_ALLOWED_ORIGINS);
   /** A foreign Origin is refused in GraphQL's error shape, like every other refusal on /graphql. */
   const browserGraphQLRoute =
@@ -184,14 +270,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       await handler(ctx);
     };
 
-  const limiter = new RateLimiter({
-    redis,
-    keyPrefix: config.REDIS_KEY_PREFIX,
-    clock,
-    logger,
-    // Operation names are few (config), but keep the label to the policy family so it never grows with traffic.
-    onDecision: (outcome, policyName) => limiterDecisions.inc({ policy: policyName.split(':', 1)[0] ?? policyName, outcome }),
-  });
   const policy = policyRateLimitPolicy(config.RATE_LIMITS, () => accessModel.policy(null));
   const idempotency = new IdempotencyStore({
     redis,
@@ -313,6 +391,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     gauge.set(secondsOrNaN(accessModel.ageMs())),
   );
   metrics.gauge('aif_access_model_principals', 'Principals loaded in the access read model', [], (gauge) => gauge.set(accessModel.stats().principals));
+  metrics.gauge('aif_access_model_api_keys', 'API keys loaded in the access read model', [], (gauge) => gauge.set(accessModel.stats().apiKeys));
   metrics.gauge('aif_jwks_age_seconds', "Seconds since the identity provider's key set was last fetched (NaN before the first)", [], (gauge) =>
     gauge.set(secondsOrNaN(verifier.jwksAgeMs())),
   );
@@ -320,7 +399,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     options.authorizeSubscription ??
     subscriptionAccess({
       catalog: () => accessModel.catalog(),
-      requireFresh: () => resolver.requireFresh(),
+      requireFresh: (principal) => (principal.apiKeyId !== undefined ? apiKeys.requireFresh() : resolver.requireFresh()),
       onDeny: (deny) => {
         authorizationFailures.inc({ code: 'AUTH_FORBIDDEN' });
         denyAuditor.record({ ...deny, resourceId: null, registryVersions: accessModel.catalog()?.registryVersions ?? {} });
@@ -341,9 +420,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     }),
     authorize: authorizeSubscription,
     onPrincipalChange: (listener) => accessModel.onPrincipalChange((entry) => listener(entry.userId)),
+    onApiKeyChange: (listener) => accessModel.onApiKeyChange((keyId) => listener(keyId)),
     onIntrospectionRefused: refusedIntrospection,
     cors,
-    authenticate: (headers) => authenticateHeaders(headers),
+    authenticate: (headers, request) => authenticateHeaders(headers, request),
     subjectPrefix: config.EVENT_SUBJECT_PREFIX,
     maxBufferedBytes: config.SUBSCRIPTION_MAX_BUFFERED_BYTES,
     logger,
@@ -358,14 +438,21 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     feeds,
     accessModel,
     denyAuditor,
+    apiKeyAuditor,
+    apiKeyUsage,
     close: () => {
       closing ??= (async () => {
         stopLoading.abort();
         await subscriptions.close();
         await http.drain();
         await feeds.close();
+        pepper.close();
+        signingKey.close();
+        apiKeys.close();
+        await apiKeyUsage.close();
         await accessModel.stop();
         await denyAuditor.flush();
+        await apiKeyAuditor.flush();
         await drainNats(nats);
         await closeRedis(redis);
         await http.close();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AccessModelPublisher, deleteAccessBucket } from '@aifactory/access-model';
-import { buildCatalogSnapshot, type PolicySnapshot, type PrincipalEntry } from '@aifactory/authz';
+import { buildCatalogSnapshot, type ApiKeyEntry, type PolicySnapshot, type PrincipalEntry } from '@aifactory/authz';
 import { loadRegistryData } from '@aifactory/contracts';
 import { createLogger } from '@aifactory/logging';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -43,7 +43,7 @@ export function orgGrant(organizationId: string, role = 'viewer'): PrincipalEntr
 
 /**
  * Plays iam's part in the read model for a test's own bucket (named by its
- * subject prefix): catalogue, global policy, principals and a heartbeat.
+ * subject prefix): catalogue, global policy, principals, API keys and a heartbeat.
  */
 export class TestReadModel {
   private constructor(
@@ -66,6 +66,10 @@ export class TestReadModel {
 
   async put(entry: PrincipalEntry): Promise<void> {
     await this.publisher.putPrincipal(entry);
+  }
+
+  async putKey(entry: ApiKeyEntry): Promise<void> {
+    await this.publisher.putApiKey(entry);
   }
 
   async delete(): Promise<void> {

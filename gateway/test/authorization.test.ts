@@ -122,6 +122,7 @@ describe('gateway authorization from the IAM read model', () => {
       POMERIUM_ISSUER: ISSUER,
       POMERIUM_AUDIENCE: AUDIENCE,
       INTERNAL_JWT_PRIVATE_KEY_FILE: internal.privateKeyFile,
+      API_KEY_PEPPER_FILE: await keys.pepper('api-keys'),
       NATS_URL: TEST_NATS_URL,
       EVENT_SUBJECT_PREFIX: prefix,
       REDIS_KEY_PREFIX: `aif:test:${randomBytes(6).toString('hex')}:`,

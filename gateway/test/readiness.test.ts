@@ -54,6 +54,7 @@ describe('gateway readiness', () => {
       POMERIUM_AUDIENCE: 'gateway.test',
       POMERIUM_JWKS_RETRY_MS: '50',
       INTERNAL_JWT_PRIVATE_KEY_FILE: internal.privateKeyFile,
+      API_KEY_PEPPER_FILE: await keys.pepper('api-keys'),
       NATS_URL: TEST_NATS_URL,
       EVENT_SUBJECT_PREFIX: prefix,
       LOG_LEVEL: 'silent',

@@ -14,8 +14,8 @@ export interface SubscriptionDeny {
 export interface SubscriptionAccessOptions {
   /** The catalogue the read model holds now. */
   catalog(): CatalogSnapshot | undefined;
-  /** Throws AUTH_READ_MODEL_STALE when the read model is past its budget. */
-  requireFresh(): void;
+  /** Throws AUTH_READ_MODEL_STALE when the read model is past the principal's budget (an API key's is shorter). */
+  requireFresh(principal: Principal): void;
   onDeny(deny: SubscriptionDeny): void;
 }
 
@@ -29,7 +29,7 @@ export function subscriptionAccess(options: SubscriptionAccessOptions): Subscrip
   const catalogs = currentCatalog(options.catalog);
   return (principal, request) => {
     try {
-      options.requireFresh();
+      options.requireFresh(principal);
       const catalog = catalogs();
       if (catalog === undefined) return new AppError('AUTH_READ_MODEL_STALE', 'Authorization data is not loaded yet; retry shortly');
       const { scope } = request.source;

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GraphQLError, getArgumentValues, getVariableValues, type ExecutionArgs, type ExecutionResult, type FieldNode, type GraphQLSchema } from 'graphql';
 import { makeServer, type Context } from 'graphql-ws';
@@ -22,6 +22,10 @@ export const CLOSE_TRY_AGAIN = 4503;
 /** Failures of ours, not the caller's: the client may retry the same credential. */
 const RETRYABLE_AUTH_CODES: ReadonlySet<ErrorCode> = new Set(['AUTH_READ_MODEL_STALE', 'IAM_UNAVAILABLE', 'SERVICE_NOT_READY']);
 const TOO_SLOW_CLOSE_GRACE_MS = 10_000;
+/** After a withdrawn credential's subscriptions got their final error, the socket is closed this much later, so that error goes out first. */
+const REFUSED_CLOSE_DELAY_MS = 1_000;
+/** setTimeout's longest delay; a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export interface AuthenticatedConnection {
   principal: Principal;
@@ -32,6 +36,12 @@ export interface AuthenticatedConnection {
    * once it knows them no longer): a subscription is re-checked against it.
    */
   current?(): Principal | undefined;
+  /**
+   * For a credential the read model can withdraw or change (an API key): how
+   * it stands now, its principal and when it ends by itself, or the refusal it
+   * would get. Asked at subscribe, when its entry changes and when it ends.
+   */
+  standing?(): { principal: Principal; expiresAtMs: number } | AppError;
 }
 
 export interface SubscriptionServerOptions {
@@ -44,11 +54,17 @@ export interface SubscriptionServerOptions {
   authorize: SubscriptionAuthorizer;
   /** Tells of a changed principal by its subject (IAM's user id); returns the unsubscribe function. */
   onPrincipalChange?(listener: (subject: string) => void): () => void;
+  /** Tells of a changed (or removed) API key entry by its key id; returns the unsubscribe function. */
+  onApiKeyChange?(listener: (keyId: string) => void): () => void;
   /** Told of each refused introspection (the gateway audits it as a deny). */
   onIntrospectionRefused?(principal: Principal, correlationId: string): void;
   cors: CorsPolicy;
-  /** The same check HTTP requests pass, on the upgrade's headers. */
-  authenticate(headers: IncomingMessage['headers']): Promise<AuthenticatedConnection>;
+  /**
+   * The same check HTTP requests pass, on the upgrade's headers (or the
+   * credentials of connection_init); `request` is the upgrade, for the
+   * client's address.
+   */
+  authenticate(headers: IncomingHttpHeaders, request: IncomingMessage): Promise<AuthenticatedConnection>;
   subjectPrefix: string | undefined;
   /** A subscriber whose socket holds more unsent bytes than this is disconnected. */
   maxBufferedBytes: number;
@@ -60,6 +76,8 @@ interface ConnectionState {
   correlationId: string;
   socket: WebSocket;
   expiry?: NodeJS.Timeout;
+  /** Set once a withdrawn credential's subscriptions were ended. */
+  refused?: AppError;
   /** Running subscriptions by their graphql-ws id. */
   running: Map<string, { abort: AbortController; request: SubscriptionRequest }>;
 }
@@ -90,41 +108,110 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
   const states = new WeakMap<IncomingMessage, ConnectionState>();
   /** Open connections by principal subject, so a changed principal's subscriptions are found at once. */
   const bySubject = new Map<string, Set<ConnectionState>>();
+  /** Open connections by API key id, so a revoked or changed key's subscriptions are found at once. */
+  const byKey = new Map<string, Set<ConnectionState>>();
 
   const principalOf = (state: ConnectionState): Principal => {
     const { connection } = state;
+    if (connection.standing !== undefined) {
+      const standing = connection.standing();
+      return isAppError(standing) ? holdingNothing(connection.principal) : standing.principal;
+    }
     if (connection.current === undefined) return connection.principal;
     // Unknown to the read model now: holding nothing is the closed way to fail.
-    return connection.current() ?? { ...connection.principal, platformRoles: [], grants: [] };
+    return connection.current() ?? holdingNothing(connection.principal);
   };
 
-  const track = (state: ConnectionState) => {
-    const subject = state.connection.principal.subject;
-    let set = bySubject.get(subject);
-    if (set === undefined) bySubject.set(subject, (set = new Set()));
+  const addTo = (index: Map<string, Set<ConnectionState>>, key: string, state: ConnectionState) => {
+    let set = index.get(key);
+    if (set === undefined) index.set(key, (set = new Set()));
     set.add(state);
   };
-  const untrack = (state: ConnectionState) => {
-    const subject = state.connection.principal.subject;
-    const set = bySubject.get(subject);
+  const removeFrom = (index: Map<string, Set<ConnectionState>>, key: string, state: ConnectionState) => {
+    const set = index.get(key);
     set?.delete(state);
-    if (set?.size === 0) bySubject.delete(subject);
+    if (set?.size === 0) index.delete(key);
+  };
+  const track = (state: ConnectionState) => {
+    const { subject, apiKeyId } = state.connection.principal;
+    if (apiKeyId !== undefined) addTo(byKey, apiKeyId, state);
+    else addTo(bySubject, subject, state);
+  };
+  const untrack = (state: ConnectionState) => {
+    const { subject, apiKeyId } = state.connection.principal;
+    if (apiKeyId !== undefined) removeFrom(byKey, apiKeyId, state);
+    else removeFrom(bySubject, subject, state);
   };
 
-  /** A subscriber whose grants changed: each of their subscriptions they may no longer see ends with the refusal. */
-  const recheck = async (subject: string) => {
-    for (const state of bySubject.get(subject) ?? []) {
-      for (const [id, { abort, request }] of state.running) {
-        const denied = await options.authorize(principalOf(state), request, undefined);
-        if (denied === undefined) continue;
-        logger.info({ correlationId: state.correlationId, subscription: id, code: denied.code }, 'subscription ended: access changed');
-        abort.abort(denied);
-      }
+  /** Each subscription of the connection its principal may no longer see ends with the refusal. */
+  const reauthorize = async (state: ConnectionState) => {
+    for (const [id, { abort, request }] of state.running) {
+      const denied = await options.authorize(principalOf(state), request, undefined);
+      if (denied === undefined) continue;
+      logger.info({ correlationId: state.correlationId, subscription: id, code: denied.code }, 'subscription ended: access changed');
+      abort.abort(denied);
     }
   };
+
+  /**
+   * A credential withdrawn (a revoked, expired, rotated-out or removed key):
+   * every subscription on it ends with the refusal as its final error, new
+   * ones are refused, and the socket is closed once those errors went out.
+   */
+  const endRefused = (state: ConnectionState, error: AppError) => {
+    if (state.refused !== undefined) return;
+    state.refused = error;
+    clearTimeout(state.expiry);
+    logger.info({ correlationId: state.correlationId, apiKeyId: state.connection.principal.apiKeyId, code: error.code }, 'subscriptions ended: credential no longer valid');
+    for (const { abort } of state.running.values()) abort.abort(error);
+    setTimeout(() => state.socket.close(CLOSE_CREDENTIAL_EXPIRED, error.code), REFUSED_CLOSE_DELAY_MS).unref();
+  };
+
+  /** A key whose entry changed: withdrawn, or still valid with maybe other scopes and another end. */
+  const recheckKey = async (state: ConnectionState) => {
+    const standing = state.connection.standing?.();
+    if (standing === undefined || state.refused !== undefined) return;
+    if (isAppError(standing)) {
+      endRefused(state, standing);
+      return;
+    }
+    armExpiry(state, standing.expiresAtMs);
+    await reauthorize(state);
+  };
+
+  /** Closes the connection when its credential ends; a withdrawable one first ends its subscriptions with the reason. */
+  const armExpiry = (state: ConnectionState, expiresAtMs: number) => {
+    clearTimeout(state.expiry);
+    state.expiry = undefined;
+    if (!Number.isFinite(expiresAtMs)) return;
+    const remaining = expiresAtMs - Date.now();
+    state.expiry = setTimeout(
+      () => {
+        if (remaining > MAX_TIMER_MS) {
+          armExpiry(state, expiresAtMs);
+          return;
+        }
+        if (state.connection.standing !== undefined) {
+          recheckKey(state).catch((error: unknown) => logger.error({ err: error, correlationId: state.correlationId }, 'subscription re-check failed'));
+          return;
+        }
+        logger.info({ correlationId: state.correlationId }, 'subscription credential expired; closing');
+        state.socket.close(CLOSE_CREDENTIAL_EXPIRED, 'AUTH_CREDENTIAL_EXPIRED');
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, remaining)),
+    );
+    state.expiry.unref();
+  };
+
   const stopWatching = options.onPrincipalChange?.((subject) => {
-    if (!bySubject.has(subject)) return;
-    recheck(subject).catch((error: unknown) => logger.error({ err: error, subject }, 'subscription re-check failed'));
+    for (const state of bySubject.get(subject) ?? []) {
+      reauthorize(state).catch((error: unknown) => logger.error({ err: error, subject }, 'subscription re-check failed'));
+    }
+  });
+  const stopWatchingKeys = options.onApiKeyChange?.((keyId) => {
+    for (const state of byKey.get(keyId) ?? []) {
+      recheckKey(state).catch((error: unknown) => logger.error({ err: error, apiKeyId: keyId }, 'subscription re-check failed'));
+    }
   });
 
   const refuseUpgrade = (socket: Duplex, status: number, error: AppError, correlationId: string) => {
@@ -147,7 +234,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
       return;
     }
     options
-      .authenticate(req.headers)
+      .authenticate(req.headers, req)
       .then((connection) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
           states.set(req, { connection, correlationId, socket: ws, running: new Map() });
@@ -171,11 +258,12 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
     schema: options.schema,
     onConnect: async (ctx) => {
       const state = stateOf(ctx);
-      const assertion = ctx.connectionParams?.[ASSERTION_HEADER];
-      if (typeof assertion === 'string') {
+      const credentials = connectionCredentials(ctx.connectionParams);
+      if (credentials !== undefined) {
         try {
-          const again = await options.authenticate({ [ASSERTION_HEADER]: assertion });
-          if (again.principal.subject !== state.connection.principal.subject) return false;
+          const again = await options.authenticate(credentials, (ctx.extra as { request: IncomingMessage }).request);
+          // The same principal through the same credential: a key cannot be swapped for a person, or for another key.
+          if (again.principal.subject !== state.connection.principal.subject || again.principal.apiKeyId !== state.connection.principal.apiKeyId) return false;
           state.connection = again;
         } catch (error) {
           // graphql-ws answers `false` with 4403, which says "not you"; an outage of ours gets a code clients retry.
@@ -183,18 +271,15 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
           return false;
         }
       }
-      const remaining = state.connection.expiresAtMs - Date.now();
-      state.expiry = setTimeout(() => {
-        logger.info({ correlationId: state.correlationId }, 'subscription credential expired; closing');
-        state.socket.close(CLOSE_CREDENTIAL_EXPIRED, 'AUTH_CREDENTIAL_EXPIRED');
-      }, Math.max(0, remaining));
-      state.expiry.unref();
+      armExpiry(state, state.connection.expiresAtMs);
       return true;
     },
     onSubscribe: async (ctx, id, payload) => {
       const state = stateOf(ctx);
       const principal = principalOf(state);
       try {
+        const standing = state.refused ?? state.connection.standing?.();
+        if (isAppError(standing)) throw standing;
         const prepared = options.operations.prepare(payload.query, payload.operationName ?? undefined);
         if (prepared.shape.introspection && !canIntrospect(principal)) {
           options.onIntrospectionRefused?.(principal, state.correlationId);
@@ -311,8 +396,29 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): { 
     close: async () => {
       options.server.off('upgrade', onUpgrade);
       stopWatching?.();
+      stopWatchingKeys?.();
       for (const client of wss.clients) client.close(1001, 'Server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** A principal the read model no longer vouches for: holding nothing is the closed way to fail. */
+function holdingNothing(principal: Principal): Principal {
+  return { ...principal, platformRoles: [], grants: [], ...(principal.scopes !== undefined ? { scopes: [] } : {}) };
+}
+
+/**
+ * The credentials connection_init may carry again (browsers cannot set
+ * headers on a WebSocket): the Pomerium assertion, or an API key as
+ * `authorization: "Bearer <key>"`.
+ */
+function connectionCredentials(params: Record<string, unknown> | undefined): IncomingHttpHeaders | undefined {
+  if (params === undefined) return undefined;
+  const assertion = params[ASSERTION_HEADER];
+  const authorization = params.authorization ?? params.Authorization;
+  const headers: IncomingHttpHeaders = {};
+  if (typeof assertion === 'string') headers[ASSERTION_HEADER] = assertion;
+  if (typeof authorization === 'string') headers.authorization = authorization;
+  return Object.keys(headers).length === 0 ? undefined : headers;
 }

@@ -58,4 +58,25 @@ describe('committed registry data', () => {
       if (key.type === 'enum') expect(key.enumValues).toContain(key.default);
     }
   });
+
+  it("lets each service identity claim only registered scopes, and reserves the gateway's name", () => {
+    const names = data.serviceIdentities.map((identity) => identity.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).not.toContain('gateway');
+    for (const identity of data.serviceIdentities) {
+      for (const scope of identity.scopes) expect(scopes.has(scope)).toBe(true);
+    }
+    expect(data.serviceIdentities.find((identity) => identity.name === 'tokenfactory')).toMatchObject({
+      scopes: ['platform:billing:read'],
+      audiences: ['billing'],
+    });
+  });
+
+  it('marks rows added after migration 0004 with the later migration that inserts them', () => {
+    const marked = [...data.scopes, ...data.auditActions, ...data.policyKeys].filter((row) => row.since !== undefined).map((row) => ('key' in row ? row.key : row.id));
+    expect(marked).toEqual(
+      expect.arrayContaining(['platform:service_identity:manage', 'iam.api_key.create', 'gateway.api_key.refuse', 'platform.api_keys.max_ttl']),
+    );
+    expect(data.scopes.find((scope) => scope.id === 'platform:api_key:manage')?.since).toBeUndefined();
+  });
 });

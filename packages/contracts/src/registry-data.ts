@@ -9,6 +9,13 @@ import { z } from 'zod';
  */
 
 const LIFECYCLE = z.enum(['active', 'deprecated', 'retired']);
+/**
+ * Applied migrations never change, so a row added to a file after iam's
+ * migration 0004 names the later migration that inserts it: `"since": 7` is
+ * `0007_registry_*` (subgraphs/iam/src/registry/initial-data-sql.ts). Rows
+ * without it are 0004's.
+ */
+const SINCE = z.number().int().min(5).optional();
 export const SCOPE_PATTERN = /^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$/;
 export const AUDIT_ACTION_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2}$/;
 
@@ -17,6 +24,7 @@ export const productRowSchema = z.object({
   displayName: z.string().min(1),
   owner: z.string().min(1),
   lifecycle: LIFECYCLE,
+  since: SINCE,
 });
 
 export const scopeRowSchema = z.object({
@@ -26,12 +34,14 @@ export const scopeRowSchema = z.object({
   riskClass: z.enum(['low', 'medium', 'high', 'critical']),
   lifecycle: LIFECYCLE,
   memberVisible: z.boolean().default(false),
+  since: SINCE,
 });
 
 export const resourceTypeRowSchema = z.object({
   id: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
   product: z.string().min(1),
   description: z.string().min(1),
+  since: SINCE,
 });
 
 export const auditActionRowSchema = z.object({
@@ -41,6 +51,7 @@ export const auditActionRowSchema = z.object({
   retentionClass: z.enum(['standard', 'extended', 'legal_hold']),
   privileged: z.boolean(),
   description: z.string().min(1),
+  since: SINCE,
 });
 
 export const roleRowSchema = z.object({
@@ -51,6 +62,7 @@ export const roleRowSchema = z.object({
   description: z.string().min(1),
   /** `["*"]`: every registered scope (platform_admin). */
   scopes: z.array(z.string()),
+  since: SINCE,
 });
 
 const policyValue = z.union([z.string(), z.boolean()]);
@@ -64,6 +76,22 @@ export const policyKeyRowSchema = z.object({
   enumValues: z.array(z.string()).nullable(),
   description: z.string().min(1),
   lifecycle: LIFECYCLE,
+  since: SINCE,
+});
+
+/**
+ * A platform service that calls other services with its own short-lived
+ * tokens (issue 15, Service identity): the scopes it may claim and the
+ * services (audiences) it may call. Its public keys are registered at run
+ * time, never committed here.
+ */
+export const serviceIdentityRowSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  description: z.string().min(1),
+  scopes: z.array(z.string().regex(SCOPE_PATTERN)),
+  audiences: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)).min(1),
+  /** Every service identity came after migration 0004, so each names the migration that inserts it. */
+  since: z.number().int().min(5),
 });
 
 export type ProductRow = z.infer<typeof productRowSchema>;
@@ -72,6 +100,7 @@ export type ResourceTypeRow = z.infer<typeof resourceTypeRowSchema>;
 export type AuditActionRow = z.infer<typeof auditActionRowSchema>;
 export type RoleRow = z.infer<typeof roleRowSchema>;
 export type PolicyKeyRow = z.infer<typeof policyKeyRowSchema>;
+export type ServiceIdentityRow = z.infer<typeof serviceIdentityRowSchema>;
 
 export interface RegistryData {
   products: ProductRow[];
@@ -80,6 +109,7 @@ export interface RegistryData {
   auditActions: AuditActionRow[];
   roles: RoleRow[];
   policyKeys: PolicyKeyRow[];
+  serviceIdentities: ServiceIdentityRow[];
 }
 
 function readRegistry<T>(file: string, schema: z.ZodType<T>): T[] {
@@ -98,6 +128,7 @@ export function loadRegistryData(): RegistryData {
     auditActions: readRegistry('audit-actions.json', auditActionRowSchema),
     roles: readRegistry('roles.json', roleRowSchema),
     policyKeys: readRegistry('policy-keys.json', policyKeyRowSchema),
+    serviceIdentities: readRegistry('service-identities.json', serviceIdentityRowSchema),
   };
   return cached;
 }

@@ -72,6 +72,7 @@ export const ERROR_CODES = {
   // Service-to-service tokens.
   INTERNAL_AUTH_SERVICE_DISABLED: { class: 'authn', http: 401 },
   INTERNAL_AUTH_SCOPE_NOT_ALLOWED: { class: 'authz', http: 403 },
+  INTERNAL_AUTH_AUDIENCE_NOT_ALLOWED: { class: 'authz', http: 403 },
   // IAM's own rules.
   IAM_DUPLICATE: { class: 'validation', http: 409 },
   IAM_LAST_ORG_ADMIN: { class: 'validation', http: 409 },

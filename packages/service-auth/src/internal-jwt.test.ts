@@ -44,7 +44,7 @@ describe('internal JWT', () => {
       actor: { sub: 'svc:rating' },
     });
     const verified = await new InternalTokenVerifier({ audience: 'billing', issuers: ['gateway'], keys, clock }).verify(token);
-    expect(verified).toEqual({ principal, issuer: 'gateway', correlationId: 'corr-1234', actor: { sub: 'svc:rating' } });
+    expect(verified).toEqual({ principal, issuer: 'gateway', correlationId: 'corr-1234', actor: { sub: 'svc:rating' }, credential: 'platform' });
   });
 
   it('never lives longer than 60 s, whatever the signer is asked', async () => {

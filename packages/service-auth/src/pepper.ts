@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 
 /**
@@ -50,6 +50,22 @@ export function initialPepperFile(): PepperFile {
 export interface PepperRingOptions {
   /** An unknown version triggers at most one re-read of the file per this many ms. */
   reloadMinIntervalMs?: number;
+  /**
+   * How often the file is checked for a change (a rotation made a new version
+   * current), default 5 s; 0 turns the check off. Hashing with the new
+   * current version starts within this interval, without a restart.
+   */
+  reloadEveryMs?: number;
+  /** Told when a periodic re-read fails; the versions read before stay in use. */
+  onReloadError?: (error: unknown) => void;
+}
+
+/** The default of `reloadEveryMs`; `secrets:rotate` waits longer than this before pruning. */
+export const DEFAULT_PEPPER_RELOAD_MS = 5_000;
+
+async function fileStamp(path: string): Promise<string> {
+  const info = await stat(path, { bigint: true });
+  return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
 export class PepperRing {
@@ -57,6 +73,8 @@ export class PepperRing {
   private keys = new Map<number, Buffer>();
   private lastReloadMs = 0;
   private reloading: Promise<void> | undefined;
+  private stamp: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly path: string,
@@ -68,7 +86,37 @@ export class PepperRing {
   }
 
   static async load(path: string, options: PepperRingOptions = {}): Promise<PepperRing> {
-    return new PepperRing(path, await readPepperFile(path), options.reloadMinIntervalMs ?? 1_000);
+    const stamp = await fileStamp(path);
+    const ring = new PepperRing(path, await readPepperFile(path), options.reloadMinIntervalMs ?? 1_000);
+    ring.stamp = stamp;
+    const every = options.reloadEveryMs ?? DEFAULT_PEPPER_RELOAD_MS;
+    if (every > 0) {
+      let checking = false;
+      // Unref'd: a ring never keeps a process (or a test) alive.
+      ring.timer = setInterval(() => {
+        if (checking) return;
+        checking = true;
+        void ring
+          .reloadIfChanged()
+          .catch((error: unknown) => options.onReloadError?.(error))
+          .finally(() => (checking = false));
+      }, every);
+      ring.timer.unref();
+    }
+    return ring;
+  }
+
+  /** Stops the periodic check. */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Re-reads the file when it changed since the last read; true when it did. */
+  async reloadIfChanged(): Promise<boolean> {
+    if ((await fileStamp(this.path)) === this.stamp) return false;
+    await this.reload();
+    return true;
   }
 
   get currentVersion(): number {
@@ -114,7 +162,9 @@ export class PepperRing {
     this.reloading ??= (async () => {
       try {
         this.lastReloadMs = Date.now();
+        const stamp = await fileStamp(this.path);
         const file = await readPepperFile(this.path);
+        this.stamp = stamp;
         this.file = file;
         this.index(file);
       } finally {

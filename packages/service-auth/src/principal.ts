@@ -18,12 +18,29 @@ export const grantSchema = z.object({
 });
 export type Grant = z.infer<typeof grantSchema>;
 
+export const PRINCIPAL_TYPES = ['user', 'service_account', 'service'] as const;
+
+/**
+ * The party a platform service acts for (RFC 8693: the token's `sub` when an
+ * `act` claim names the acting service). It is attribution, never authority:
+ * a service's token is judged by the service's own scopes.
+ */
+export const onBehalfOfSchema = z.object({
+  type: z.enum(PRINCIPAL_TYPES),
+  subject: z.string().min(1),
+  apiKeyId: z.string().optional(),
+  projectId: z.string().optional(),
+  organizationId: z.string().optional(),
+  departmentId: z.string().optional(),
+});
+export type OnBehalfOf = z.infer<typeof onBehalfOfSchema>;
+
 /**
  * Who is calling, as the gateway established it (ARCHITECTURE.md, Decisions:
  * Principal). Subgraphs trust it only inside a verified internal JWT.
  */
 export const principalSchema = z.object({
-  type: z.enum(['user', 'service_account', 'service']),
+  type: z.enum(PRINCIPAL_TYPES),
   /** Stable id of the actor: the identity provider's issuer and subject for users. */
   subject: z.string().min(1),
   email: z.string().optional(),
@@ -37,6 +54,16 @@ export const principalSchema = z.object({
   departmentId: z.string().optional(),
   scopes: z.array(z.string()).optional(),
   registryVersion: z.number().int().nonnegative().optional(),
+  /**
+   * Set only for a service's own token (type `service`) that acts for
+   * someone: who that is. `subject` stays the calling service.
+   */
+  onBehalfOf: onBehalfOfSchema.optional(),
+  /**
+   * The services that acted, the calling one first and then each earlier
+   * one (RFC 8693 `act`, nested claims flattened). Only with `onBehalfOf`.
+   */
+  actorChain: z.array(z.string().min(1)).optional(),
 });
 export type Principal = z.infer<typeof principalSchema>;
 

@@ -1,5 +1,14 @@
 import { AccessModelReader } from '@aifactory/access-model';
-import { Access, Catalog, DenyAuditor, OutboxDenySink, deprecatedScopeReporter, type DenySink } from '@aifactory/authz';
+import {
+  Access,
+  Catalog,
+  DenyAuditor,
+  OutboxDenySink,
+  deprecatedScopeReporter,
+  type DenyAuditorOptions,
+  type DenyInput,
+  type DenySink,
+} from '@aifactory/authz';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { EventPublisher } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
@@ -36,6 +45,39 @@ export interface AccessControlWiring {
   clock?: Clock;
 }
 
+/**
+ * Fills a deny's audit record with the party a service acted for and the
+ * act chain (issue 15: every service-to-service call is attributable in
+ * audit). `DenyAuditor.record` builds the record from the principal and hands
+ * it to its sink in the same synchronous step, so the principal being
+ * recorded is known here while the sink writes. Coalescing stays the
+ * auditor's: one record per service, scope, resource and minute.
+ */
+export function attributingDenyAuditor(options: Omit<DenyAuditorOptions, 'sink'> & { sink: DenySink }): DenyAuditor {
+  let recording: Principal | undefined;
+  const inner = options.sink;
+  const sink: DenySink = {
+    write: (denied) => {
+      const principal = recording;
+      if (principal?.type !== 'service' || principal.onBehalfOf === undefined) return inner.write(denied);
+      const record = { ...denied.record, onBehalfOf: { type: principal.onBehalfOf.type, id: principal.onBehalfOf.subject } };
+      if (principal.actorChain !== undefined) Object.assign(record, { actorChain: principal.actorChain });
+      return inner.write({ ...denied, record });
+    },
+  };
+  class AttributingDenyAuditor extends DenyAuditor {
+    override record(input: DenyInput): void {
+      recording = input.principal;
+      try {
+        super.record(input);
+      } finally {
+        recording = undefined;
+      }
+    }
+  }
+  return new AttributingDenyAuditor({ ...options, sink });
+}
+
 /** A subgraph without an outbox still refuses; it can only log the deny. */
 class LoggedDenySink implements DenySink {
   constructor(private readonly logger: Logger) {}
@@ -58,7 +100,7 @@ export async function startAccessControl(wiring: AccessControlWiring): Promise<A
   const sink = wiring.outbox
     ? new OutboxDenySink(wiring.outbox.pool, wiring.outbox.schema, wiring.subjectPrefix)
     : new LoggedDenySink(wiring.logger);
-  const denies = new DenyAuditor({ publisher: wiring.publisher, sink, logger: wiring.logger, clock, metrics: wiring.metrics });
+  const denies = attributingDenyAuditor({ publisher: wiring.publisher, sink, logger: wiring.logger, clock, metrics: wiring.metrics });
   const onDeprecated = deprecatedScopeReporter({ logger: wiring.logger, metrics: wiring.metrics });
   await reader.start();
   // The snapshot object changes identity on every catalogue update, so one Catalog is built per version, not per request.

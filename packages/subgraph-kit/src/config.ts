@@ -13,8 +13,24 @@ export const subgraphConfigSchema = z.object({
   /** The Postgres schema this subgraph owns; defaults to the subgraph's name. */
   DATABASE_SCHEMA: env.identifier().optional(),
   DB_POOL_SIZE: env.positiveInt(5),
+  /** Public key files (each may be a PEM bundle of several keys) the platform issuers' tokens are checked with. */
   INTERNAL_JWT_PUBLIC_KEY_FILES: env.list(),
+  /** Issuers checked against those files; their names can never be service identities. */
   INTERNAL_JWT_ISSUERS: env.list().default(['gateway']),
+  /** How often key files (public keys, the service credential) are checked for a rotation; an unknown kid also re-reads them, at most once a second. */
+  INTERNAL_JWT_KEY_RELOAD_MS: env.positiveInt(5_000),
+  /**
+   * This service's own Ed25519 private key (PKCS#8 PEM), its service identity's
+   * credential for calling other services (`ServiceClient`). Left out, the
+   * service calls no one.
+   */
+  SERVICE_CREDENTIAL_FILE: env.nonEmpty().optional(),
+  /** Base URLs of the services this one may call, as JSON {"billing": "http://127.0.0.1:4002"}. */
+  SERVICE_URLS: env.json(z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), z.url())).default({}),
+  /** Lifetime of this service's own tokens (at most 60 s). */
+  SERVICE_TOKEN_TTL_SECONDS: z.coerce.number().int().min(5).max(60).default(30),
+  /** A call to another service that has not answered by then fails with UPSTREAM_TIMEOUT. */
+  SERVICE_CALL_TIMEOUT_MS: env.positiveInt(10_000),
   SHUTDOWN_GRACE_MS: env.positiveInt(10_000),
   BODY_LIMIT_BYTES: env.positiveInt(2 * 1024 * 1024),
   REDIS_URL: env.url().default('redis://127.0.0.1:6379'),

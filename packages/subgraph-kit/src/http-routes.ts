@@ -1,5 +1,6 @@
 import type { RequestContext, Routes } from '@aifactory/http';
 import type { VerifiedInternalCall } from '@aifactory/service-auth';
+import type { ServiceClient } from './service-client.js';
 
 /**
  * A REST route of a subgraph beside `/graphql` (ARCHITECTURE.md, Decisions:
@@ -20,8 +21,11 @@ export interface SubgraphHttpRoute {
   handle(ctx: SubgraphHttpContext): Promise<void>;
 }
 
-/** `call` is always set for `internal` routes and never for `webhook` ones. */
-export type SubgraphHttpContext = RequestContext & { call?: VerifiedInternalCall };
+/**
+ * `call` is always set for `internal` routes and never for `webhook` ones;
+ * `serviceClient` wherever the service has a credential of its own.
+ */
+export type SubgraphHttpContext = RequestContext & { call?: VerifiedInternalCall; serviceClient?: ServiceClient };
 
 const PATH_PREFIX: Record<SubgraphHttpRoute['access'], string> = { internal: '/api/', webhook: '/webhooks/' };
 
@@ -34,6 +38,7 @@ const PATH_PREFIX: Record<SubgraphHttpRoute['access'], string> = { internal: '/a
 export function subgraphHttpRoutes(
   routes: readonly SubgraphHttpRoute[],
   verifyCall: (ctx: RequestContext) => Promise<VerifiedInternalCall>,
+  serviceClient?: ServiceClient,
 ): Routes {
   const mounted: Routes = {};
   for (const route of routes) {
@@ -45,12 +50,12 @@ export function subgraphHttpRoutes(
     if (mounted[key]) throw new Error(`Two routes for ${key}`);
     mounted[key] =
       route.access === 'webhook'
-        ? (ctx) => route.handle(ctx)
+        ? (ctx) => route.handle(serviceClient ? Object.assign(ctx, { serviceClient }) : ctx)
         : async (ctx) => {
             // An INTERNAL_AUTH_UNAUTHENTICATED thrown here is answered by the server as the REST envelope (401).
             const call = await verifyCall(ctx);
             // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
-            await route.handle(Object.assign(ctx, { call }));
+            await route.handle(Object.assign(ctx, serviceClient ? { call, serviceClient } : { call }));
           };
   }
   return mounted;

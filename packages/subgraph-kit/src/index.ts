@@ -6,3 +6,5 @@ export * from './scalars.js';
 export * from './http-routes.js';
 export { actorOf, Outbox, type OutboxSource, type RawSqlTransaction } from './outbox.js';
 export * from './access-control.js';
+export * from './service-client.js';
+export { attributedVerifier, type VerifyCall } from './service-calls.js';

@@ -19,8 +19,11 @@ import {
 } from '@aifactory/http';
 import {
   InternalTokenVerifier,
-  loadVerificationKeys,
+  openSigningKeyFile,
+  openVerificationKeys,
+  ServiceTokenIssuer,
   type Principal,
+  type ReloadingSigningKey,
   type VerifiedInternalCall,
 } from '@aifactory/service-auth';
 import type { SubgraphConfig } from './config.js';
@@ -32,6 +35,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { startAccessControl, type AccessControl } from './access-control.js';
 import { subgraphHttpRoutes, type SubgraphHttpRoute } from './http-routes.js';
 import { startOutboxRelay, type OutboxSource, type RunningOutboxRelay } from './outbox.js';
+import { attributedVerifier, type VerifyCall } from './service-calls.js';
+import { ServiceClient } from './service-client.js';
 
 export interface SubgraphContext extends BaseContext {
   principal: Principal;
@@ -42,6 +47,11 @@ export interface SubgraphContext extends BaseContext {
   access: Access;
   /** IAM's read model: the role catalogue and policy snapshots with their age. */
   accessModel: AccessModelReader;
+  /**
+   * Calls other platform services with this service's own identity; set when
+   * SERVICE_CREDENTIAL_FILE is. Pass `onBehalfOf: ctx.call` to act for the caller.
+   */
+  serviceClient?: ServiceClient;
 }
 
 /** What `onConnected` gets: the subgraph's NATS connection and the subject prefix its events carry. */
@@ -96,11 +106,29 @@ export async function startSubgraph<TContext extends SubgraphContext>(
   config: SubgraphConfig,
   logger: Logger,
 ): Promise<RunningSubgraph> {
-  const verifier = new InternalTokenVerifier({
-    audience: definition.name,
-    issuers: config.INTERNAL_JWT_ISSUERS,
-    keys: await loadVerificationKeys(config.INTERNAL_JWT_PUBLIC_KEY_FILES),
+  const keys = await openVerificationKeys(config.INTERNAL_JWT_PUBLIC_KEY_FILES, {
+    reloadMs: config.INTERNAL_JWT_KEY_RELOAD_MS,
+    onError: (error) => logger.warn({ err: error }, 'internal JWT public keys could not be re-read; keeping the keys read before'),
+    onChange: (kids) => logger.info({ kids }, 'internal JWT public keys reloaded'),
   });
+  let credential: ReloadingSigningKey | undefined;
+  try {
+    credential =
+      config.SERVICE_CREDENTIAL_FILE === undefined
+        ? undefined
+        : await openSigningKeyFile(config.SERVICE_CREDENTIAL_FILE, {
+            reloadMs: config.INTERNAL_JWT_KEY_RELOAD_MS,
+            onError: (error) => logger.warn({ err: error }, 'service credential could not be re-read; keeping the key read before'),
+            onChange: ([kid]) => logger.info({ kid }, 'service credential reloaded'),
+          });
+  } catch (error) {
+    keys.close();
+    throw error;
+  }
+  const closeKeys = () => {
+    keys.close();
+    credential?.close();
+  };
   const tracing = startTracing({
     serviceName: definition.name,
     exporter: config.OTEL_TRACES_EXPORTER,
@@ -140,9 +168,33 @@ export async function startSubgraph<TContext extends SubgraphContext>(
       ...(definition.outbox ? { outbox: definition.outbox } : {}),
       maxAgeMs: config.ACCESS_MODEL_MAX_AGE_MS,
     });
-    return await serve(definition, config, logger, { verifier, tracing, metrics, redis, nats, relay, connected, access });
+    const verifier = new InternalTokenVerifier({
+      audience: definition.name,
+      issuers: config.INTERNAL_JWT_ISSUERS,
+      keys,
+      // Asked on every call: a disabled identity is refused from the moment its entry arrives.
+      serviceIdentities: (name) => access?.reader.serviceIdentity(name),
+    });
+    access.reader.onServiceIdentityChange((name, entry) => {
+      verifier.forgetService(name);
+      logger.info({ service: name, status: entry?.status ?? 'removed', version: entry?.version }, 'service identity changed');
+    });
+    const serviceClient = serviceClientFor(definition.name, config, credential, access, logger);
+    return await serve(definition, config, logger, {
+      verifyCall: attributedVerifier(verifier, definition.name, logger, metrics),
+      serviceClient,
+      closeKeys,
+      tracing,
+      metrics,
+      redis,
+      nats,
+      relay,
+      connected,
+      access,
+    });
   } catch (error) {
     // A start that fails half way lets go of what it holds, so the caller can close its pools and exit.
+    closeKeys();
     await access?.stop();
     await connected?.stop();
     await relay?.stop();
@@ -153,8 +205,29 @@ export async function startSubgraph<TContext extends SubgraphContext>(
   }
 }
 
+/** The client for calls to other services, when this one has a credential of its own. */
+function serviceClientFor(
+  name: string,
+  config: SubgraphConfig,
+  credential: ReloadingSigningKey | undefined,
+  access: AccessControl,
+  logger: Logger,
+): ServiceClient | undefined {
+  if (credential === undefined) return undefined;
+  const issuer = new ServiceTokenIssuer({
+    service: name,
+    key: credential,
+    ttlSeconds: config.SERVICE_TOKEN_TTL_SECONDS,
+    identity: () => access.reader.serviceIdentity(name),
+  });
+  logger.info({ kid: credential.current().kid, targets: Object.keys(config.SERVICE_URLS) }, 'service credential loaded');
+  return new ServiceClient({ issuer, urls: config.SERVICE_URLS, timeoutMs: config.SERVICE_CALL_TIMEOUT_MS, logger });
+}
+
 interface Connected {
-  verifier: InternalTokenVerifier;
+  verifyCall: VerifyCall;
+  serviceClient: ServiceClient | undefined;
+  closeKeys: () => void;
   tracing: ReturnType<typeof startTracing>;
   metrics: ServiceMetrics;
   redis: ReturnType<typeof connectRedis>;
@@ -168,7 +241,7 @@ async function serve<TContext extends SubgraphContext>(
   definition: SubgraphDefinition<TContext>,
   config: SubgraphConfig,
   logger: Logger,
-  { verifier, tracing, metrics, redis, nats, relay, connected, access }: Connected,
+  { verifyCall, serviceClient, closeKeys, tracing, metrics, redis, nats, relay, connected, access }: Connected,
 ): Promise<RunningSubgraph> {
   const apollo = new ApolloServer<TContext>({
     schema: applyScopesDirective(
@@ -186,7 +259,11 @@ async function serve<TContext extends SubgraphContext>(
   await apollo.start();
 
   const routes: Routes = {
-    ...subgraphHttpRoutes(definition.httpRoutes ?? [], (ctx) => verifier.verify(bearerToken(ctx.req.headers.authorization))),
+    ...subgraphHttpRoutes(
+      definition.httpRoutes ?? [],
+      (ctx) => verifyCall(bearerToken(ctx.req.headers.authorization)),
+      serviceClient,
+    ),
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok', subgraph: definition.name }),
     // Ready means every dependency answers: its Postgres, Redis and NATS, each with its latency.
     'GET /readyz': async ({ res }) => {
@@ -216,7 +293,7 @@ async function serve<TContext extends SubgraphContext>(
       apollo,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       authenticate: async (ctx) => {
-        const call = await verifier.verify(bearerToken(ctx.req.headers.authorization));
+        const call = await verifyCall(bearerToken(ctx.req.headers.authorization));
         return definition.extendContext({
           principal: call.principal,
           correlationId: ctx.correlationId,
@@ -224,6 +301,7 @@ async function serve<TContext extends SubgraphContext>(
           logger,
           access: access.accessFor(call.principal, ctx.correlationId),
           accessModel: access.reader,
+          ...(serviceClient ? { serviceClient } : {}),
         });
       },
     }),
@@ -262,6 +340,7 @@ async function serve<TContext extends SubgraphContext>(
         await http.close();
         await apollo.stop();
         await tracing.shutdown();
+        closeKeys();
       })();
       return closing;
     },

@@ -5,3 +5,4 @@ export * from './redis.js';
 export * from './nats.js';
 export * from './event-streams.js';
 export { freePort } from './server-process.js';
+export { startTcpProxy, type TcpProxy, type TcpProxyOptions } from './tcp-proxy.js';

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessModelReader, deleteAccessBucket } from '@aifactory/access-model';
-import type { PrincipalEntry } from '@aifactory/authz';
+import type { ApiKeyEntry, PrincipalEntry } from '@aifactory/authz';
 import { systemClock } from '@aifactory/clock';
 import { streamDeclarations } from '@aifactory/contracts';
 import { ensureStreams, OutboxRelay } from '@aifactory/events';
 import { ServiceMetrics } from '@aifactory/telemetry';
-import { deleteEventStreams, TEST_NATS_URL } from '@aifactory/testing';
+import { deleteEventStreams, TEST_NATS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startAccessReadModel, type RunningAccessReadModel } from '../src/workers/access-read-model.js';
-import { quietLogger, reloadEntry, startIamFixture, uniqueSlug, type IamFixture } from './iam-fixture.js';
+import { foundProject, keyOf, quietLogger, reloadEntry, startIamFixture, uniqueSlug, type IamFixture } from './iam-fixture.js';
 
 let fx: IamFixture;
 let nc: NatsConnection;
@@ -24,9 +24,16 @@ beforeAll(async () => {
   await ensureStreams(await jetstreamManager(nc), streamDeclarations({ subjectPrefix: fx.subjectPrefix }));
   relay = new OutboxRelay({ pool: fx.database.pool, schema: fx.database.schema, nc, logger: quietLogger('relay'), subjectPrefix: fx.subjectPrefix });
   await relay.start();
-  readModel = await startAccessReadModel({
+  readModel = await startReadModel(fx.subjectPrefix);
+  reader = new AccessModelReader({ nc, subjectPrefix: fx.subjectPrefix, clock: systemClock, logger: quietLogger('reader'), maxAgeMs: 5_000 });
+  await reader.start();
+  await reader.whenReady();
+}, 120_000);
+
+function startReadModel(subjectPrefix: string): Promise<RunningAccessReadModel> {
+  return startAccessReadModel({
     nc,
-    subjectPrefix: fx.subjectPrefix,
+    subjectPrefix,
     logger: quietLogger('access-read-model'),
     metrics: new ServiceMetrics('iam'),
     clock: systemClock,
@@ -34,13 +41,12 @@ beforeAll(async () => {
     pool: fx.database.pool,
     schema: fx.database.schema,
     users: fx.services.accessStore,
+    apiKeys: fx.services.apiKeyStore,
+    serviceIdentities: fx.services.serviceIdentityStore,
     catalog: () => fx.services.registries.catalogSnapshot(),
     policies: { all: () => fx.services.policy.policySnapshots(), one: (organizationId) => fx.services.policy.policySnapshot(organizationId) },
   });
-  reader = new AccessModelReader({ nc, subjectPrefix: fx.subjectPrefix, clock: systemClock, logger: quietLogger('reader'), maxAgeMs: 5_000 });
-  await reader.start();
-  await reader.whenReady();
-}, 120_000);
+}
 
 afterAll(async () => {
   await reader?.stop();
@@ -101,5 +107,51 @@ describe('the access read model', () => {
 
     const snapshot = await until(() => reader.policy(organization.id), () => true);
     expect(snapshot.organizationId).toBe(organization.id);
+  });
+});
+
+describe('the credentials in the access read model', () => {
+  it('follow every change of a key through iam\'s events alone, each at a newer version', async () => {
+    const tenant = await foundProject(fx);
+    const { apiKey, owner } = await keyOf(fx, tenant);
+    // Nothing pushes entries straight from the commit here: only the outbox, the relay and the projection.
+    expect(await until(() => reader.apiKey(apiKey.id), () => true)).toMatchObject({ status: 'active', version: 1, hash: apiKey.hash });
+
+    const rotated = await fx.services.apiKeys.rotateApiKey(owner, { id: apiKey.id, graceSeconds: 60 });
+    await until(() => reader.apiKey(apiKey.id), (entry: ApiKeyEntry) => entry.version === 2 && entry.graceUntil !== null);
+    await until(() => reader.apiKey(rotated.apiKey.id), (entry: ApiKeyEntry) => entry.status === 'active');
+
+    const revoking = Date.now();
+    await fx.services.apiKeys.revokeApiKey(owner, { id: apiKey.id });
+    const revoked = await until(() => reader.apiKey(apiKey.id), (entry: ApiKeyEntry) => entry.status === 'revoked');
+    expect(revoked.version).toBe(3);
+    expect(Date.now() - revoking).toBeLessThan(1_000);
+
+    await fx.services.hierarchy.archiveProject(owner, tenant.project.id);
+    await until(() => reader.apiKey(rotated.apiKey.id), (entry: ApiKeyEntry) => entry.status === 'project_archived');
+    // The revoked key stays revoked: archiving bumps only the keys that still work.
+    expect(reader.apiKey(apiKey.id)).toMatchObject({ status: 'revoked', version: 3 });
+  });
+
+  it('are all written by a fresh start, service identities before iam serves', async () => {
+    const tenant = await foundProject(fx);
+    const { apiKey, owner } = await keyOf(fx, tenant);
+    await fx.services.apiKeys.revokeApiKey(owner, { id: apiKey.id });
+    const prefix = uniqueEventSubjectPrefix();
+    const fresh = await startReadModel(prefix);
+    const freshReader = new AccessModelReader({ nc, subjectPrefix: prefix, clock: systemClock, logger: quietLogger('reader'), maxAgeMs: 5_000 });
+    try {
+      await freshReader.start();
+      await freshReader.whenReady();
+      expect(freshReader.serviceIdentity('billing')).toMatchObject({ status: 'active', scopes: ['platform:organization:read'], audiences: ['iam'], keys: [] });
+      await fresh.rebuilt;
+      await until(() => freshReader.apiKey(apiKey.id), () => true);
+      expect(freshReader.apiKey(apiKey.id)).toMatchObject({ status: 'revoked', version: 2, organizationId: tenant.organization.id });
+    } finally {
+      await freshReader.stop();
+      await fresh.stop();
+      await deleteAccessBucket(nc, prefix);
+      await deleteEventStreams(prefix);
+    }
   });
 });

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { Access, Catalog, DenyAuditor, OutboxDenySink, type PolicySnapshot, type PrincipalEntry } from '@aifactory/authz';
 import { createLogger } from '@aifactory/logging';
-import type { Principal } from '@aifactory/service-auth';
-import { createTestDatabase, uniqueEventSubjectPrefix, type TestDatabase } from '@aifactory/testing';
+import { PepperRing, type Principal } from '@aifactory/service-auth';
+import { createTestDatabase, tempKeyDir, uniqueEventSubjectPrefix, type TempKeys, type TestDatabase } from '@aifactory/testing';
 import { openIamDatabase, type IamDatabase } from '../src/data/database.js';
 import type { Caller } from '../src/domain/caller.js';
 import { createIamServices, type IamServices } from '../src/services.js';
@@ -23,8 +23,13 @@ export interface IamFixture {
   admin: pg.Client;
   catalog: Catalog;
   subjectPrefix: string;
+  /** The API-key pepper file the services hash with (version 1). */
+  pepperFile: string;
+  pepper: PepperRing;
   /** The read model's age every caller sees (ms); a test moves it to make policy stale. */
   policyAgeMs: number;
+  /** Rebuilds the callers' catalogue from iam's registries (after a registry change). */
+  refreshCatalog(): Promise<void>;
   /** Publishes the organization's current policy snapshot (and the global one) to the callers' read model. */
   publishPolicy(organizationId: string | null): Promise<void>;
   /** A human signed in through the domain, as the gateway's call would. */
@@ -44,7 +49,10 @@ export async function startIamFixture(): Promise<IamFixture> {
   const db = await createTestDatabase({ subgraphs: ['iam'] });
   const subjectPrefix = uniqueEventSubjectPrefix();
   const database = openIamDatabase({ DATABASE_URL: db.appUrl('iam'), DB_POOL_SIZE: 6, LOG_LEVEL: 'silent', EVENT_SUBJECT_PREFIX: subjectPrefix });
-  const services = createIamServices(database, { EVENT_SUBJECT_PREFIX: subjectPrefix, DEFAULT_BILLING_CURRENCY: 'USD' });
+  const keys: TempKeys = await tempKeyDir();
+  const pepperFile = await keys.pepper('api-keys');
+  const pepper = await PepperRing.load(pepperFile);
+  const services = createIamServices(database, { EVENT_SUBJECT_PREFIX: subjectPrefix, DEFAULT_BILLING_CURRENCY: 'USD' }, pepper);
   const catalog = new Catalog(await services.registries.catalogSnapshot());
   const admin = await db.admin();
   const policies = new Map<string | null, PolicySnapshot>();
@@ -57,7 +65,12 @@ export async function startIamFixture(): Promise<IamFixture> {
     admin,
     catalog,
     subjectPrefix,
+    pepperFile,
+    pepper,
     policyAgeMs: 1_000,
+    refreshCatalog: async () => {
+      fixture.catalog = new Catalog(await services.registries.catalogSnapshot());
+    },
     publishPolicy: async (organizationId) => {
       policies.set(null, await services.policy.policySnapshot(null));
       if (organizationId !== null) policies.set(organizationId, await services.policy.policySnapshot(organizationId));
@@ -79,7 +92,7 @@ export async function startIamFixture(): Promise<IamFixture> {
       return {
         principal,
         correlationId,
-        access: new Access({ principal, catalog, correlationId, denies }),
+        access: new Access({ principal, catalog: fixture.catalog, correlationId, denies }),
         accessModel: { policy: (organizationId) => policies.get(organizationId), ageMs: () => fixture.policyAgeMs },
       };
     },
@@ -96,6 +109,7 @@ export async function startIamFixture(): Promise<IamFixture> {
       await denies.flush();
       await database.close();
       await db.drop();
+      await keys.cleanup();
     },
   };
   return fixture;
@@ -111,4 +125,24 @@ export async function reloadEntry(fixture: IamFixture, entry: PrincipalEntry): P
 
 export function uniqueSlug(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** An organization with a department and a project, founded by a user holding platform_admin; its policy published. */
+export async function foundProject(fixture: IamFixture) {
+  let founder = await fixture.signIn(`founder-${randomUUID()}@example.test`);
+  const asFounder = fixture.callerFor({ ...fixture.callerOf(founder).principal, platformRoles: ['platform_admin'] });
+  const organization = await fixture.services.hierarchy.createOrganization(asFounder, { slug: uniqueSlug('org'), name: 'Org' });
+  const department = await fixture.services.hierarchy.createDepartment(asFounder, { organizationId: organization.id, slug: 'dept', name: 'Dept' });
+  await fixture.publishPolicy(organization.id);
+  const project = await fixture.services.hierarchy.createProject(asFounder, { departmentId: department.id, slug: 'proj', name: 'Proj' });
+  founder = await reloadEntry(fixture, founder);
+  return { organization, department, project, founder };
+}
+
+/** A service account in the project and one key of it, made by the project's org_admin. */
+export async function keyOf(fixture: IamFixture, project: { project: { id: string }; founder: PrincipalEntry }, scopes = ['gpuaas:node:read']) {
+  const owner = fixture.callerOf(project.founder);
+  const account = await fixture.services.serviceAccounts.createServiceAccount(owner, { projectId: project.project.id, name: uniqueSlug('sa') });
+  const issued = await fixture.services.apiKeys.createApiKey(owner, { serviceAccountId: account.id, scopes });
+  return { account, ...issued, owner };
 }

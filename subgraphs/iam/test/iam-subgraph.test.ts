@@ -35,6 +35,7 @@ describe('the iam subgraph', () => {
       EVENT_SUBJECT_PREFIX: subjectPrefix,
       NATS_URL: TEST_NATS_URL,
       DEFAULT_BILLING_CURRENCY: 'EUR',
+      API_KEY_PEPPER_FILE: await keys.pepper('api-keys'),
     });
     iam = await startIamSubgraph(config, createLogger({ service: 'iam', level: 'silent' }));
   }, 120_000);

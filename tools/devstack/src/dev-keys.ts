@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
+import { SUBGRAPHS } from '@aifactory/db-tools';
 import { generateAssertionKey, type AssertionKey } from '@aifactory/dev-identity';
-import { initialPepperFile, writePepperFile } from '@aifactory/service-auth';
+import { initialPepperFile, keyIdOf, writePepperFile } from '@aifactory/service-auth';
 import { DEV_DIR } from './paths.js';
 
 export const DEV_KEYS_DIR = path.join(DEV_DIR, 'keys');
@@ -14,6 +15,17 @@ export interface DevKeys {
   internalPublicKeyFile: string;
   /** The versioned pepper API-key hashes are keyed with (`npm run secrets:rotate -- api-key-pepper`). */
   apiKeyPepperFile: string;
+  /**
+   * Each subgraph's own Ed25519 credential (`service-<name>.key.pem`), its
+   * service identity's private key: the service mints its tokens for calls to
+   * other services with it. Its public half is registered with iam by the seed.
+   */
+  serviceCredentialFiles: Record<string, string>;
+}
+
+/** The file of a service's credential in a keys folder. */
+export function serviceCredentialFile(dir: string, service: string): string {
+  return path.join(dir, `service-${service}.key.pem`);
 }
 
 /**
@@ -35,10 +47,35 @@ export async function ensureDevKeys(dir = DEV_KEYS_DIR): Promise<DevKeys> {
     await writeFile(internalPublicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
   }
   if (!existsSync(apiKeyPepperFile)) await writePepperFile(apiKeyPepperFile, initialPepperFile());
+  const serviceCredentialFiles: Record<string, string> = {};
+  for (const service of SUBGRAPHS) {
+    const file = serviceCredentialFile(dir, service);
+    if (!existsSync(file)) {
+      await writeFile(file, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    }
+    serviceCredentialFiles[service] = file;
+  }
   return {
     assertionKey: JSON.parse(await readFile(assertionFile, 'utf8')) as AssertionKey,
     internalPrivateKeyFile,
     internalPublicKeyFile,
     apiKeyPepperFile,
+    serviceCredentialFiles,
   };
+}
+
+/**
+ * The public halves of the service credentials, as iam registers them
+ * (`ServiceIdentityService.registerKey(name, publicKeyPem)`); the kid is the
+ * key's RFC 7638 thumbprint, the same iam computes. Never the private key.
+ */
+export async function serviceCredentialPublicKeys(
+  files: Record<string, string>,
+): Promise<Array<{ service: string; kid: string; publicKeyPem: string }>> {
+  const keys = [];
+  for (const [service, file] of Object.entries(files)) {
+    const publicKey = createPublicKey(createPrivateKey(await readFile(file)));
+    keys.push({ service, kid: await keyIdOf(publicKey), publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string });
+  }
+  return keys;
 }

@@ -38,7 +38,10 @@ await migrate({
 });
 const keys = await ensureDevKeys();
 // The demo org's org_admin is the person the printed curl's dev assertion names.
-const seeded = await runDevSeed(layout, { admin: { issuer: config.DEV_IDP_ISSUER, email: config.DEV_ADMIN_EMAIL } });
+const seeded = await runDevSeed(layout, {
+  admin: { issuer: config.DEV_IDP_ISSUER, email: config.DEV_ADMIN_EMAIL },
+  serviceCredentialFiles: keys.serviceCredentialFiles,
+});
 logger.info({ organizationId: seeded.organizationId, projectId: seeded.projectId }, 'demo organization ready');
 
 let natsSupervisor: Supervisor | undefined;
@@ -109,6 +112,8 @@ const wiring: PlatformWiring = {
   internalPrivateKeyFile: keys.internalPrivateKeyFile,
   internalPublicKeyFiles: [keys.internalPublicKeyFile],
   apiKeyPepperFile: keys.apiKeyPepperFile,
+  serviceCredentialFiles: keys.serviceCredentialFiles,
+  serviceUrls: Object.fromEntries(SUBGRAPH_STARTERS.map(({ name }, index) => [name, `http://127.0.0.1:${config.SUBGRAPH_BASE_PORT + index}`])),
   jwksUrl: idp.url,
   issuer: config.DEV_IDP_ISSUER,
   audience: config.DEV_IDP_AUDIENCE,

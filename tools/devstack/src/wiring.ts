@@ -9,6 +9,14 @@ export interface PlatformWiring {
   internalPublicKeyFiles: string[];
   /** iam hashes new API keys with it, the gateway checks presented keys with it. */
   apiKeyPepperFile: string;
+  /** Subgraph name -> its own service credential (SERVICE_CREDENTIAL_FILE); a subgraph without one calls no other service. */
+  serviceCredentialFiles?: Record<string, string>;
+  /**
+   * Subgraph name -> its base URL (`http://127.0.0.1:4002`), given to every
+   * subgraph as SERVICE_URLS so one can call another with its own identity.
+   * Known only where ports are fixed up front (the dev stack).
+   */
+  serviceUrls?: Record<string, string>;
   jwksUrl: string;
   issuer: string;
   audience: string;
@@ -59,6 +67,13 @@ export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, po
   };
   if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
   if (subgraph === 'iam') environment.API_KEY_PEPPER_FILE = wiring.apiKeyPepperFile;
+  const credential = wiring.serviceCredentialFiles?.[subgraph];
+  if (credential !== undefined) environment.SERVICE_CREDENTIAL_FILE = credential;
+  if (wiring.serviceUrls !== undefined) {
+    // Every other subgraph: a service never needs a token for itself.
+    const others = Object.fromEntries(Object.entries(wiring.serviceUrls).filter(([name]) => name !== subgraph));
+    environment.SERVICE_URLS = JSON.stringify(others);
+  }
   return environment;
 }
 

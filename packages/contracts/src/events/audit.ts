@@ -18,6 +18,14 @@ export const auditRecordSchema = z.object({
   privileged: z.boolean(),
   retentionClass: z.enum(['standard', 'extended', 'legal_hold']),
   principal: z.object({ type: z.enum(['user', 'service_account', 'service', 'system']), id: z.string().min(1) }),
+  /**
+   * Only when `principal` is a platform service acting for someone (issue 15,
+   * Service identity; RFC 8693): the party it acted for. Absent otherwise,
+   * so records written before it existed stay valid.
+   */
+  onBehalfOf: z.object({ type: z.enum(['user', 'service_account', 'service']), id: z.string().min(1) }).optional(),
+  /** With `onBehalfOf`: the services that acted, the calling one first, then each earlier one (the token's `act` chain). */
+  actorChain: z.array(z.string().min(1)).max(10).optional(),
   /** The scope checked or used, where there is one. */
   scope: z.string().nullable(),
   /** The canonical resource id (resource-id.ts), where the action is on one resource. */

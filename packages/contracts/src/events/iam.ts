@@ -178,6 +178,121 @@ export const registryChangedV1 = defineEvent({
   payload: registryChangedPayloadSchema,
 });
 
+/** A `key=value` label on a service account or API key: for people and tooling, never for authorization. */
+export const labelSchema = z.object({
+  key: z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/),
+  value: z.string().max(256),
+});
+export type Label = z.infer<typeof labelSchema>;
+
+const instant = z.iso.datetime({ offset: true });
+
+/** A project's machine identity; its API keys are its credentials. */
+export const serviceAccountStateSchema = z.object({
+  id: z.uuid(),
+  organizationId: z.uuid(),
+  departmentId: z.uuid(),
+  projectId: z.uuid(),
+  name: z.string().min(1),
+  description: z.string(),
+  labels: z.array(labelSchema),
+  status: lifecycle,
+});
+export type ServiceAccountState = z.infer<typeof serviceAccountStateSchema>;
+
+export const serviceAccountCreatedV1 = defineEvent({
+  type: 'platform.iam.service_account.created',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.service_account.created`,
+  kind: 'state',
+  aggregateType: 'service_account',
+  description: 'A service account was created in a project; its aggregate version is 1.',
+  payload: serviceAccountStateSchema,
+});
+
+/**
+ * An API key as events carry it (issue 15): ids, prefix, scopes, labels and
+ * lifecycle. Never its hash and never its secret: the schema has no field
+ * either could travel in, and the outbox writer stores only what it parses.
+ */
+export const apiKeyStateSchema = z.object({
+  keyId: z.string().regex(/^[a-z2-7]{20}$/),
+  serviceAccountId: z.uuid(),
+  organizationId: z.uuid(),
+  departmentId: z.uuid(),
+  projectId: z.uuid(),
+  /** `aif_<env>_<keyId>`: safe to show and log. */
+  prefix: z.string().min(1),
+  scopes: z.array(z.string().min(1)),
+  labels: z.array(labelSchema),
+  status: z.enum(['active', 'revoked']),
+  expiresAt: instant.nullable(),
+  /** Set on the old key of a rotation: it keeps working until then. */
+  graceUntil: instant.nullable(),
+  rotatedToKeyId: z.string().nullable(),
+  rotatedFromKeyId: z.string().nullable(),
+  revokedAt: instant.nullable(),
+  /** The IAM user who created it; null when a non-human did. */
+  createdBy: z.uuid().nullable(),
+  /** When its creator stopped holding any role in the organization; the key keeps working. */
+  creatorLeftAt: instant.nullable(),
+  /** The catalog version it was issued under. */
+  registryVersion: z.number().int().nonnegative(),
+});
+export type ApiKeyState = z.infer<typeof apiKeyStateSchema>;
+
+function apiKeyEvent<P extends z.ZodType>(name: 'created' | 'rotated' | 'revoked' | 'updated', description: string, payload: P) {
+  return defineEvent({
+    type: `platform.iam.api_key.${name}`,
+    version: 1,
+    subject: `${SUBJECT_FAMILIES.platformIam}.api_key.${name}`,
+    kind: 'state',
+    aggregateType: 'api_key',
+    description,
+    payload,
+  });
+}
+
+export const apiKeyUpdatedPayloadSchema = apiKeyStateSchema.extend({
+  /** Why: re-hashed under a newer pepper version, its creator left the organization, or its project was archived. */
+  change: z.enum(['rehashed', 'creator_left', 'project_archived']),
+});
+export type ApiKeyUpdatedPayload = z.infer<typeof apiKeyUpdatedPayloadSchema>;
+
+export const API_KEY_EVENTS = {
+  created: apiKeyEvent('created', "An API key was created (a rotation's new key names the old one in rotatedFromKeyId); version 1.", apiKeyStateSchema),
+  rotated: apiKeyEvent('rotated', 'An API key was rotated: it names its successor and works until graceUntil.', apiKeyStateSchema),
+  revoked: apiKeyEvent('revoked', 'An API key was revoked and stops at once.', apiKeyStateSchema),
+  updated: apiKeyEvent(
+    'updated',
+    'An API key was re-hashed, flagged (its creator left) or suspended with its project; last use is never announced.',
+    apiKeyUpdatedPayloadSchema,
+  ),
+} as const;
+
+/** A platform service identity (issue 15, Service identity): what it may claim and call, and the kids of its usable public keys. */
+export const serviceIdentityStateSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  status: z.enum(['active', 'disabled']),
+  scopes: z.array(z.string()),
+  audiences: z.array(z.string()),
+  /** RFC 7638 thumbprints of its public keys that are not retired. */
+  kids: z.array(z.string()),
+  disabledReason: z.string().nullable(),
+  change: z.enum(['disabled', 'enabled', 'key_registered', 'key_retired']),
+});
+export type ServiceIdentityState = z.infer<typeof serviceIdentityStateSchema>;
+
+export const serviceIdentityUpdatedV1 = defineEvent({
+  type: 'platform.iam.service_identity.updated',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformIam}.service_identity.updated`,
+  kind: 'state',
+  aggregateType: 'service_identity',
+  description: 'A platform service identity was disabled or enabled, or one of its public keys registered or retired.',
+  payload: serviceIdentityStateSchema,
+});
+
 export const IAM_EVENTS = [
   organizationCreatedV1,
   organizationUpdatedV1,
@@ -187,4 +302,7 @@ export const IAM_EVENTS = [
   userChangedV1,
   policyChangedV1,
   registryChangedV1,
+  serviceAccountCreatedV1,
+  ...Object.values(API_KEY_EVENTS),
+  serviceIdentityUpdatedV1,
 ] as const;

@@ -101,6 +101,11 @@ export class AccessStore {
     return rows.length > 0;
   }
 
+  /** Whether the user still holds any role in the organization (on it, or on one of its departments or projects). */
+  async holdsAnyRoleIn(tx: IamTransaction, userId: string, organizationId: string): Promise<boolean> {
+    return (await tx.membership.count({ where: { userId, organizationId }, take: 1 })) > 0;
+  }
+
   countOrgAdmins(tx: IamTransaction, organizationId: string): Promise<number> {
     return tx.membership.count({ where: { organizationId, level: 'organization', role: 'org_admin' } });
   }

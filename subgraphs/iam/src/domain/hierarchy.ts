@@ -4,6 +4,7 @@ import { AppError, parseInput } from '@aifactory/errors';
 import type { Outbox } from '@aifactory/subgraph-kit';
 import type { AccessStore } from '../data/access.js';
 import { isUniqueViolation, type Department, type HierarchyStore, type IamTransaction, type Organization, type Project } from '../data/hierarchy.js';
+import type { ApiKeyWriter } from './api-key-writer.js';
 import { auditEvent, type AuditCaller } from './audit.js';
 import { originOf, platformWide, type Caller } from './caller.js';
 import { FreshPolicy } from './fresh-policy.js';
@@ -53,6 +54,7 @@ export class HierarchyService {
     private readonly outbox: Outbox,
     private readonly memberships: MembershipWriter,
     private readonly policy: FreshPolicy,
+    private readonly apiKeys: ApiKeyWriter,
     private readonly defaultBillingCurrency: string,
   ) {}
 
@@ -127,6 +129,10 @@ export class HierarchyService {
 
   parentDepartment(id: string): Promise<Department | null> {
     return this.store.findDepartment(id);
+  }
+
+  parentProject(id: string): Promise<Project | null> {
+    return this.store.findProject(id);
   }
 
   private seesWhole(caller: Caller, scope: string, resource: ReturnType<typeof resourceOf>): boolean {
@@ -295,6 +301,8 @@ export class HierarchyService {
       if (!changed) return locked;
       const archived = 'status' in change;
       await this.announceProject(tx, archived ? 'archived' : 'updated', changed, origin, scope, archived ? {} : { name: changed.name, previousName: locked.name });
+      // Issue 15: archiving the project stops its keys, in the archive's own transaction.
+      if (archived) await this.apiKeys.projectArchived(tx, changed.id, origin);
       return changed;
     });
   }

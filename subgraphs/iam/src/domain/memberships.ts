@@ -5,6 +5,7 @@ import type { Outbox } from '@aifactory/subgraph-kit';
 import type { AccessStore, Invitation, Level, Membership, NodePlacement } from '../data/access.js';
 import { isUniqueViolation, type HierarchyStore, type IamTransaction } from '../data/hierarchy.js';
 import { membershipChanged } from './access-events.js';
+import type { ApiKeyWriter } from './api-key-writer.js';
 import { auditEvent, type AuditCaller } from './audit.js';
 import { originOf, type Caller } from './caller.js';
 import { membershipResource, type MembershipWriter } from './membership-writer.js';
@@ -58,6 +59,7 @@ export class MembershipService {
     private readonly store: AccessStore,
     private readonly outbox: Outbox,
     private readonly writer: MembershipWriter,
+    private readonly apiKeys: ApiKeyWriter,
   ) {}
 
   /** Members of a node; empty (and the refusal audited) for a caller who may not see them. */
@@ -197,6 +199,8 @@ export class MembershipService {
         }),
       );
       await this.writer.userAccessChanged(tx, removed.userId, origin);
+      // Issue 15: a creator who no longer holds anything in the organization leaves their keys working, flagged.
+      await this.apiKeys.membershipRemoved(tx, removed.userId, removed.organizationId, origin);
       return removed;
     });
   }

@@ -2,6 +2,7 @@ import { AppError } from '@aifactory/errors';
 import { isJsonContentType, parseJsonBody, readBody, sendJson } from '@aifactory/http';
 import type { SubgraphHttpRoute } from '@aifactory/subgraph-kit';
 import type { UserService } from '../domain/users.js';
+import { requireGateway } from './gateway-call.js';
 
 const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -17,10 +18,7 @@ export function signInRoute(users: UserService): SubgraphHttpRoute {
     path: '/api/internal/sign-in',
     access: 'internal',
     handle: async (ctx) => {
-      const principal = ctx.call?.principal;
-      if (!principal || principal.type !== 'service' || principal.subject !== 'gateway') {
-        throw new AppError('AUTH_FORBIDDEN', 'Only the gateway signs users in');
-      }
+      const principal = requireGateway(ctx, 'signs users in');
       if (!isJsonContentType(ctx.req.headers['content-type'])) {
         throw new AppError('BAD_REQUEST_UNSUPPORTED_CONTENT_TYPE', 'Send the sign-in as application/json');
       }

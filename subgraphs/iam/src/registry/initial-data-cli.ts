@@ -1,8 +1,13 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadRegistryData } from '@aifactory/contracts';
-import { initialRegistrySql } from './initial-data-sql.js';
+import { REGISTRY_MIGRATIONS, registryMigrationSql } from './initial-data-sql.js';
 
-/** Writes migration 0004 from the registry files (see initial-data-sql.ts). */
-const target = new URL('../../prisma/migrations/0004_registry_data/migration.sql', import.meta.url);
-writeFileSync(target, initialRegistrySql(loadRegistryData()));
-process.stdout.write(`wrote ${target.pathname}\n`);
+/** Writes every registry migration (0004 and the later ones, see initial-data-sql.ts) from the registry files. */
+const data = loadRegistryData();
+for (const migration of REGISTRY_MIGRATIONS) {
+  const folder = new URL(`../../prisma/migrations/${migration.folder}/`, import.meta.url);
+  mkdirSync(folder, { recursive: true });
+  const target = new URL('migration.sql', folder);
+  writeFileSync(target, registryMigrationSql(data, migration.since));
+  process.stdout.write(`wrote ${target.pathname}\n`);
+}

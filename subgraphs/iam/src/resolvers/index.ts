@@ -5,6 +5,7 @@ import { hierarchyResolvers } from './hierarchy.js';
 import { memberResolvers } from './members.js';
 import { policyResolvers } from './policy.js';
 import { registryResolvers } from './registries.js';
+import { serviceAccountResolvers } from './service-accounts.js';
 
 export type { IamContext } from './context.js';
 
@@ -37,4 +38,5 @@ export const resolvers: GraphQLResolverMap<IamContext> = mergeResolvers(
   memberResolvers,
   registryResolvers,
   policyResolvers,
+  serviceAccountResolvers,
 );

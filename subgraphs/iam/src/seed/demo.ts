@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { HierarchyService } from '../domain/hierarchy.js';
 import type { EventOrigin } from '../domain/hierarchy-events.js';
 import type { MembershipService } from '../domain/memberships.js';
+import type { ServiceIdentityService } from '../domain/service-identities.js';
 import type { UserService } from '../domain/users.js';
 
 /** The demo tenant the dev stack starts with (README quick start). */
@@ -63,4 +64,29 @@ export async function seedDemoHierarchy(services: DemoServices, admin: DemoAdmin
     billingCurrency: organization.billingCurrency,
     adminUserId: user.userId,
   };
+}
+
+/** A platform service's public key (Ed25519, SPKI PEM) as its credential file's owner hands it over; never the private key. */
+export interface ServicePublicKey {
+  name: string;
+  publicKeyPem: string;
+}
+
+/**
+ * Registers each service's public key with its identity (from
+ * packages/contracts/registry/service-identities.json), so its service
+ * tokens verify. Idempotent: a key the identity already holds changes
+ * nothing. Returns each key's id (its RFC 7638 thumbprint, the tokens' `kid`).
+ */
+export async function registerServicePublicKeys(
+  services: { serviceIdentities: ServiceIdentityService },
+  keys: readonly ServicePublicKey[],
+): Promise<Array<{ name: string; kid: string }>> {
+  const origin: EventOrigin = { actor: { type: 'system', id: 'iam-seed' }, correlationId: `seed-${randomUUID()}` };
+  const registered: Array<{ name: string; kid: string }> = [];
+  for (const key of keys) {
+    const { kid } = await services.serviceIdentities.registerKey(origin, key.name, key.publicKeyPem);
+    registered.push({ name: key.name, kid });
+  }
+  return registered;
 }

@@ -18,6 +18,9 @@ export interface AccessProjectionSources {
   putPolicy(snapshot: PolicySnapshot): Promise<void>;
   /** Re-reads the user's entry and puts it if its access version is newer. */
   principal(userId: string): Promise<void>;
+  /** Re-reads the API keys' entries (with their projects' status) and puts each that is newer. */
+  apiKeys(keyIds: readonly string[]): Promise<void>;
+  serviceIdentity(name: string): Promise<void>;
 }
 
 export interface AccessProjectionOptions {
@@ -47,15 +50,31 @@ interface Refresh {
   everyPolicy: boolean;
   organizations: Set<string>;
   users: Set<string>;
+  apiKeys: Set<string>;
+  serviceIdentities: Set<string>;
 }
 
 function refreshFor(events: readonly { envelope: EventEnvelope }[]): Refresh {
-  const refresh: Refresh = { catalog: false, everyPolicy: false, organizations: new Set(), users: new Set() };
+  const refresh: Refresh = {
+    catalog: false,
+    everyPolicy: false,
+    organizations: new Set(),
+    users: new Set(),
+    apiKeys: new Set(),
+    serviceIdentities: new Set(),
+  };
   for (const { envelope } of events) {
     const [aggregate] = envelope.type.slice(IAM.length).split('.');
     switch (aggregate) {
       case 'user':
         refresh.users.add(envelope.aggregateId);
+        break;
+      case 'api_key':
+        // Created, rotated, revoked, re-hashed, flagged, or suspended with its archived project.
+        refresh.apiKeys.add(envelope.aggregateId);
+        break;
+      case 'service_identity':
+        refresh.serviceIdentities.add(envelope.aggregateId);
         break;
       case 'registry':
         // A new policy key changes every snapshot's key set; a role or scope change, the catalog.
@@ -73,7 +92,8 @@ function refreshFor(events: readonly { envelope: EventEnvelope }[]): Refresh {
         if (envelope.organizationId !== null) refresh.organizations.add(envelope.organizationId);
         break;
       default:
-        // membership.changed: its holder's user.changed, in the same transaction, carries it.
+        // membership.changed: its holder's user.changed, in the same transaction, carries it;
+        // service_account.created: nothing authorizes on an account until it has a key.
         break;
     }
   }
@@ -84,7 +104,8 @@ function refreshFor(events: readonly { envelope: EventEnvelope }[]): Refresh {
  * The durable consumer that keeps the access read model current: on
  * `user.changed` it puts that user's entry (so a membership change reaches
  * every gateway well within the second), on `registry.changed` the catalog,
- * and on policy and hierarchy events the policy snapshots they affect. The
+ * on policy and hierarchy events the policy snapshots they affect, and on
+ * `api_key.*` and `service_identity.updated` those credentials' entries. The
  * writes are "put if newer", so a redelivery or a replay is harmless.
  */
 export function startAccessProjection(options: AccessProjectionOptions): Promise<RunningConsumer> {
@@ -98,6 +119,8 @@ export function startAccessProjection(options: AccessProjectionOptions): Promise
       for (const organizationId of refresh.organizations) await sources.putPolicy(await sources.policies.one(organizationId));
     }
     await Promise.all([...refresh.users].map((userId) => sources.principal(userId)));
+    if (refresh.apiKeys.size > 0) await sources.apiKeys([...refresh.apiKeys]);
+    await Promise.all([...refresh.serviceIdentities].map((name) => sources.serviceIdentity(name)));
   };
   return runConsumer({
     js: options.js,

@@ -10,6 +10,11 @@ import type { ServiceMetrics } from '@aifactory/telemetry';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AccessStore, UserWithAccess } from '../data/access.js';
+import type { ApiKeyStore, ApiKeyWithProject } from '../data/api-keys.js';
+import type { ServiceIdentityStore } from '../data/service-identities.js';
+import { apiKeyEntryOf, serviceIdentityEntryOf } from '../domain/credential-entries.js';
+import type { CredentialPublisher } from '../domain/credential-publication.js';
+import type { PageRequest } from '../domain/pagination.js';
 import { principalEntryOf } from '../domain/principal-entries.js';
 import { startAccessProjection, type AccessProjectionSources } from './access-projection.js';
 
@@ -26,13 +31,22 @@ export interface AccessReadModelOptions {
   pool: pg.Pool;
   schema: string;
   users: AccessStore;
+  /** API keys (hashes and pepper versions, never a secret) and service identities (public keys only). */
+  apiKeys: Pick<ApiKeyStore, 'findMany' | 'page'>;
+  serviceIdentities: Pick<ServiceIdentityStore, 'find' | 'all'>;
   catalog: () => Promise<CatalogSnapshot>;
   policies: AccessProjectionSources['policies'];
 }
 
 export interface RunningAccessReadModel {
-  /** Settles when every user's entry of the start-up rebuild is written. */
+  /** Settles when every user's and every API key's entry of the start-up rebuild is written. */
   rebuilt: Promise<void>;
+  /**
+   * Puts credential entries straight after their change commits (iam's
+   * CredentialPublication), ahead of the projection. A failure is logged,
+   * not thrown: the committed change is announced by its event anyway.
+   */
+  credentials: CredentialPublisher;
   stop(): Promise<void>;
 }
 
@@ -43,8 +57,9 @@ const REBUILD_CONCURRENCY = 16;
  * IAM's side of the access read model (ARCHITECTURE.md, Decisions:
  * Principal): the JetStream KV bucket the gateway and every subgraph
  * authorize from. At start it writes a full snapshot (catalog, policy
- * snapshots, then every user, in the background) with "put if newer", so
- * it never moves a key back past a delta written meanwhile; a heartbeat
+ * snapshots and service identities, then every user and API key, in the
+ * background) with "put if newer", so it never moves a key back past a
+ * delta written meanwhile; a heartbeat
  * tells readers how fresh the model is; and a durable consumer on IAM's own
  * events applies each change as it is committed.
  */
@@ -67,10 +82,20 @@ export async function startAccessReadModel(options: AccessReadModelOptions): Pro
       const user = await options.users.findUserWithAccess(userId);
       if (user) await publisher.putPrincipal(principalEntryOf(user));
     },
+    apiKeys: async (keyIds: readonly string[]) => {
+      const keys = await options.apiKeys.findMany(keyIds);
+      await Promise.all(keys.map((key) => publisher.putApiKey(apiKeyEntryOf(key))));
+    },
+    serviceIdentity: async (name: string) => {
+      const identity = await options.serviceIdentities.find(name);
+      if (identity) await publisher.putServiceIdentity(serviceIdentityEntryOf(identity));
+    },
   };
 
   await sources.catalog();
   for (const snapshot of await options.policies.all()) await sources.putPolicy(snapshot);
+  // A handful of rows, and every subgraph verifies service tokens against them: written before iam serves.
+  for (const identity of await options.serviceIdentities.all()) await publisher.putServiceIdentity(serviceIdentityEntryOf(identity));
   const stopHeartbeat = publisher.startHeartbeat(options.heartbeatMs, () => ({
     at: options.clock.now().toISOString(),
     catalogVersion: versions.catalog,
@@ -101,13 +126,30 @@ export async function startAccessReadModel(options: AccessReadModelOptions): Pro
 
   let stopping = false;
   const putEntry = (user: UserWithAccess) => publisher.putPrincipal(principalEntryOf(user));
-  const rebuilt = rebuildPrincipals(options.users, putEntry, () => stopping).then(
-    (count) => logger.info({ users: count }, 'access read model: every user published'),
-    (error: unknown) => logger.error({ err: error }, 'access read model: user rebuild failed; deltas still apply'),
-  );
+  const putKey = (key: ApiKeyWithProject) => publisher.putApiKey(apiKeyEntryOf(key));
+  const rebuilt = Promise.all([
+    rebuildAll((page) => options.users.usersWithAccess(page), putEntry, () => stopping).then(
+      (count) => logger.info({ users: count }, 'access read model: every user published'),
+      (error: unknown) => logger.error({ err: error }, 'access read model: user rebuild failed; deltas still apply'),
+    ),
+    rebuildAll((page) => options.apiKeys.page(page), putKey, () => stopping).then(
+      (count) => logger.info({ apiKeys: count }, 'access read model: every API key published'),
+      (error: unknown) => logger.error({ err: error }, 'access read model: API key rebuild failed; deltas still apply'),
+    ),
+  ]).then(() => undefined);
+
+  const credentials: CredentialPublisher = {
+    apiKeys: (keyIds) =>
+      sources.apiKeys(keyIds).catch((error: unknown) => logger.warn({ err: error, keyIds }, 'access read model: API key entry not pushed; its event will carry it')),
+    serviceIdentity: (name) =>
+      sources
+        .serviceIdentity(name)
+        .catch((error: unknown) => logger.warn({ err: error, name }, 'access read model: service identity entry not pushed; its event will carry it')),
+  };
 
   return {
     rebuilt,
+    credentials,
     stop: async () => {
       stopping = true;
       stopHeartbeat();
@@ -117,15 +159,19 @@ export async function startAccessReadModel(options: AccessReadModelOptions): Pro
   };
 }
 
-/** Every user's entry, a page at a time, a few puts in flight. */
-async function rebuildPrincipals(users: AccessStore, put: (user: UserWithAccess) => Promise<unknown>, stopped: () => boolean): Promise<number> {
+/** Every row's entry (users, API keys), a keyset page at a time, a few puts in flight. */
+async function rebuildAll<T extends { createdAt: Date; id: string }>(
+  pageOf: (page: PageRequest) => Promise<T[]>,
+  put: (row: T) => Promise<unknown>,
+  stopped: () => boolean,
+): Promise<number> {
   let count = 0;
   let after: { createdAt: Date; id: string } | null = null;
   while (!stopped()) {
-    const page = await users.usersWithAccess({ first: REBUILD_PAGE, after });
+    const page = await pageOf({ first: REBUILD_PAGE, after });
     const batch = page.slice(0, REBUILD_PAGE);
     for (let i = 0; i < batch.length; i += REBUILD_CONCURRENCY) {
-      await Promise.all(batch.slice(i, i + REBUILD_CONCURRENCY).map((user) => put(user)));
+      await Promise.all(batch.slice(i, i + REBUILD_CONCURRENCY).map((row) => put(row)));
     }
     count += batch.length;
     if (page.length <= REBUILD_PAGE) break;
