@@ -53,19 +53,21 @@ describe('one request through the gateway', () => {
     expect((await t.graphql({ query: MY_ORGANIZATIONS, assertion })).body).toEqual({ data: { myOrganizations: { edges: [] } } });
   });
 
-  it('never forwards a client-sent internal token: the assertion alone decides', async () => {
+  it('never forwards a client-sent internal token: as a bearer credential it is no API key, and the internal header is dropped', async () => {
     const signer = new InternalTokenSigner({ issuer: 'gateway', key: await loadSigningKey(t.internalKeyFiles.privateKeyFile) });
     const forged = await signer.mint({
       audience: 'iam',
       correlationId: 'forged-0001',
       principal: { type: 'user', subject: 'mallory', platformRoles: ['platform_admin'], grants: [] },
     });
-    const res = await t.graphql({
-      query: ORGANIZATIONS,
-      assertion: await t.assertion(),
-      headers: { authorization: `Bearer ${forged}`, 'x-internal-jwt': forged },
-    });
-    // The forged platform_admin would see the seeded organization; the asserted user, holding no grant, is refused.
+    const assertion = await t.assertion();
+    // A bearer credential alone decides the principal (an API key): a forged internal token is none, and goes nowhere.
+    const asBearer = await t.graphql({ query: ORGANIZATIONS, assertion, headers: { authorization: `Bearer ${forged}` } });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.body.errors[0].extensions.code).toBe('AUTH_API_KEY_UNKNOWN');
+    expect(JSON.stringify(asBearer.body)).not.toContain(seeded.organizationId);
+    // In the internal header it is dropped: the forged platform_admin would see the seeded organization; the asserted user, holding no grant, is refused.
+    const res = await t.graphql({ query: ORGANIZATIONS, assertion, headers: { 'x-internal-jwt': forged } });
     expect(res.body).toEqual(refusedWithoutGrant);
     expect(JSON.stringify(res.body)).not.toContain(seeded.organizationId);
   });

@@ -66,6 +66,12 @@ export interface GatewayOptions {
    * resolution costs. Never set in a deployment.
    */
   fixedPrincipal?: Principal;
+  /**
+   * Benchmarks only: a request that carries no credential at all (no key,
+   * no assertion) is served as this principal, to measure what
+   * authentication itself costs. Never set in a deployment.
+   */
+  unauthenticatedPrincipal?: Principal;
 }
 
 /** Authorization failures counted on /metrics by code. */
@@ -235,6 +241,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const apiKey = presentedApiKey(headers.authorization);
       if (apiKey !== undefined) {
         return await keyConnection(apiKey, clientAddress(request, config.TRUSTED_PROXY_HOPS), correlationId ?? acceptCorrelationId(headers[CORRELATION_HEADER]));
+      }
+      const { unauthenticatedPrincipal } = options;
+      if (unauthenticatedPrincipal && headers[ASSERTION_HEADER] === undefined) {
+        return { principal: unauthenticatedPrincipal, expiresAtMs: clock.nowMs() + 3_600_000 };
       }
       // Without the key set no assertion can be judged: that is our outage, not the caller's fault.
       if (!verifier.ready) throw new AppError('SERVICE_NOT_READY', 'The gateway cannot verify identities yet; retry shortly');
@@ -467,3 +477,4 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 function secondsOrNaN(ms: number | null): number {
   return ms === null ? Number.NaN : ms / 1000;
 }
+export { apiKeyPrincipal } from './auth/api-keys.js';

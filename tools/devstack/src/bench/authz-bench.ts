@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { measureColdLoad, type AccessModelReader } from '@aifactory/access-model';
 import { buildCatalogSnapshot, can, Catalog, type PrincipalEntry } from '@aifactory/authz';
@@ -17,9 +14,11 @@ import type { Principal } from '@aifactory/service-auth';
 import { TEST_NATS_URL } from '@aifactory/testing';
 import type { RunningPlatform } from '../platform.js';
 import { gatewayEnvironment, type PlatformWiring } from '../wiring.js';
-import { addLoad, emptyLoad, percentile, runLoad, type LoadResult } from './load.js';
+import { percentile } from './load.js';
+import { inBenchWorkspace, parseSideBySideArgs } from './bench-run.js';
+import { fmt, graphql, measureSideBySide, propagationTable, sideBySideTable, until } from './side-by-side.js';
 import { BENCH_ADMIN_GROUP, BENCH_ISSUER, startBenchPlatform } from './bench-platform.js';
-import { progress, Teardown } from './teardown.js';
+import { progress, type Teardown } from './teardown.js';
 
 const USAGE =
   'usage: npm run bench -- authz [--duration 8] [--concurrency 8] [--rounds 4] [--changes 20] [--memberships 100000] [--only overhead|propagation|coldload]\n';
@@ -27,12 +26,6 @@ const MEMBER = 'bench-member';
 /** A read the iam subgraph guards with @scopes and then checks per organization with can(). */
 const GUARDED_READ = '{ organizations(first: 5) { edges { node { id name } } } }';
 
-function positiveInt(value: string | undefined): number | undefined {
-  const parsed = Number(value);
-  return Number.isInteger(parsed) && parsed > 0 ? parsed : undefined;
-}
-
-const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 /**
  * `npm run bench -- authz` (issue 14, Benchmark): the same guarded read
@@ -44,56 +37,19 @@ const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFix
  * and Redis prefix, all removed at the end.
  */
 export async function runAuthzBench(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      duration: { type: 'string', default: '8' },
-      concurrency: { type: 'string', default: '8' },
-      rounds: { type: 'string', default: '4' },
-      changes: { type: 'string', default: '20' },
-      memberships: { type: 'string', default: '100000' },
-      only: { type: 'string' },
-    },
-  });
-  const durationMs = (positiveInt(values.duration) ?? 0) * 1000;
-  const concurrency = positiveInt(values.concurrency);
-  const rounds = positiveInt(values.rounds);
-  const changes = positiveInt(values.changes);
-  const memberships = positiveInt(values.memberships);
-  const only = values.only;
-  if (!durationMs || !concurrency || !rounds || !changes || !memberships || (only !== undefined && !['overhead', 'propagation', 'coldload'].includes(only))) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
-  const workDir = await mkdtemp(path.join(tmpdir(), 'aif-authz-bench-'));
-  const teardown = new Teardown();
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`bench: ${signal}, removing what this run created\n`);
-    void teardown.run().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  let keepWorkDir = false;
-  try {
+  const parsed = parseSideBySideArgs(args, { changes: '20', memberships: '100000' }, USAGE);
+  if (parsed === undefined) return 2;
+  const { durationMs, concurrency, rounds, counts, only } = parsed;
+  return inBenchWorkspace('authz', async (workDir, teardown) => {
     printDecisionCost();
     if (only === undefined || only === 'overhead' || only === 'propagation') {
       const stack = await startAuthzStack(workDir, teardown);
       if (only !== 'propagation') await measureOverhead(stack, { durationMs, concurrency, rounds });
-      if (only !== 'overhead') await measurePropagation(stack, changes);
+      if (only !== 'overhead') await measurePropagation(stack, counts.changes!);
       await teardown.run();
     }
-    if (only === undefined || only === 'coldload') await printColdLoad(memberships);
-    return 0;
-  } catch (error) {
-    keepWorkDir = true;
-    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n(logs in ${workDir})\n`);
-    return 1;
-  } finally {
-    await teardown.run();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!keepWorkDir) await rm(workDir, { recursive: true, force: true });
-  }
+    if (only === undefined || only === 'coldload') await printColdLoad(counts.memberships!);
+  });
 }
 
 /** One `can()` against the registry's catalogue: the decision the seed budgets at p99 < 20 ms. */
@@ -136,25 +92,9 @@ interface AuthzStack {
   membershipId: string;
 }
 
-async function graphql(gateway: RunningGateway, assertion: string, query: string, variables?: unknown): Promise<any> {
-  const res = await fetch(`${gateway.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-pomerium-jwt-assertion': assertion, 'idempotency-key': randomUUID() },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await res.json()) as { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
-  if (res.status !== 200 || body.errors) throw new Error(`gateway answered ${res.status}: ${JSON.stringify(body.errors ?? body)}`);
-  return body.data;
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(5);
-  }
+/** A call as the person whose assertion this is, with a fresh idempotency key so mutations are never replayed. */
+function asPerson(gateway: RunningGateway, assertion: string, query: string, variables?: unknown): Promise<any> {
+  return graphql(gateway, { 'x-pomerium-jwt-assertion': assertion, 'idempotency-key': randomUUID() }, query, variables);
 }
 
 /** The platform, an organization, a member holding `viewer` on it, and a global request budget no run reaches. */
@@ -167,15 +107,15 @@ async function startAuthzStack(workDir: string, teardown: Teardown): Promise<Aut
   const { gateway } = platform;
   progress('authz: raising the global request budget, creating an organization and a member');
   // The per-principal limit is a policy key now: set it past anything a run sends.
-  await graphql(gateway, adminAssertion, 'mutation { setPolicyValue(level: GLOBAL, key: "platform.gateway.requests_per_minute", value: "999999999") { __typename } }');
+  await asPerson(gateway, adminAssertion, 'mutation { setPolicyValue(level: GLOBAL, key: "platform.gateway.requests_per_minute", value: "999999999") { __typename } }');
   await until('the raised budget', () => (gateway.accessModel.policy(null)?.layers.global['platform.gateway.requests_per_minute'] === '999999999' ? true : undefined));
-  const created = await graphql(gateway, adminAssertion, 'mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { id } }', {
+  const created = await asPerson(gateway, adminAssertion, 'mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { id } }', {
     input: { slug: `bench-${randomBytes(4).toString('hex')}`, name: 'Authorization bench' },
   });
   const organizationId = String(created.createOrganization.id);
-  const me = await graphql(gateway, memberAssertion, '{ me { id } }');
+  const me = await asPerson(gateway, memberAssertion, '{ me { id } }');
   const memberUserId = String(me.me.id);
-  const granted = await graphql(gateway, adminAssertion, 'mutation($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }', {
+  const granted = await asPerson(gateway, adminAssertion, 'mutation($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }', {
     u: memberUserId,
     o: organizationId,
   });
@@ -198,11 +138,6 @@ async function startSecondGateway(stack: AuthzStack, fixedPrincipal?: Principal)
   return gateway;
 }
 
-function cpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-}
-
 async function measureOverhead(stack: AuthzStack, options: { durationMs: number; concurrency: number; rounds: number }): Promise<void> {
   const on = stack.platform.gateway;
   const entry = memberEntry(on.accessModel);
@@ -220,31 +155,12 @@ async function measureOverhead(stack: AuthzStack, options: { durationMs: number;
   progress('authz: starting a gateway with a fixed principal');
   const off = await startSecondGateway(stack, fixed);
   try {
-    const [answerOn, answerOff] = [await graphql(on, stack.memberAssertion, GUARDED_READ), await graphql(off, stack.memberAssertion, GUARDED_READ)];
+    const [answerOn, answerOff] = [await asPerson(on, stack.memberAssertion, GUARDED_READ), await asPerson(off, stack.memberAssertion, GUARDED_READ)];
     const same = JSON.stringify(answerOn) === JSON.stringify(answerOff);
     const request = (gateway: RunningGateway) => async () => {
-      await graphql(gateway, stack.memberAssertion, GUARDED_READ);
+      await asPerson(gateway, stack.memberAssertion, GUARDED_READ);
     };
-    progress('authz: warming up both gateways');
-    await runLoad(request(on), options.concurrency, 2_000);
-    await runLoad(request(off), options.concurrency, 2_000);
-    const totals = { on: emptyLoad(), off: emptyLoad() };
-    const cpu = { on: 0, off: 0 };
-    // Alternating rounds, so drift on a shared machine hits both sides alike.
-    for (let round = 0; round < options.rounds; round++) {
-      progress(`authz: round ${round + 1} of ${options.rounds}`);
-      for (const side of ['on', 'off'] as const) {
-        const before = cpuMs();
-        addLoad(totals[side], await runLoad(request(side === 'on' ? on : off), options.concurrency, options.durationMs / options.rounds));
-        cpu[side] += cpuMs() - before;
-      }
-    }
-    const row = (load: LoadResult, cpuTotal: number) => {
-      const sorted = [...load.latenciesMs].sort((a, b) => a - b);
-      return { requests: load.requests, errors: load.errors, rps: load.requests / load.seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpu: cpuTotal / Math.max(1, load.requests) };
-    };
-    const a = row(totals.on, cpu.on);
-    const b = row(totals.off, cpu.off);
+    const { on: a, off: b } = await measureSideBySide(request(on), request(off), { name: 'authz', ...options });
     process.stdout.write(
       `\nGuard and grant resolution on vs off: ${GUARDED_READ} as a viewer of one organization, ${options.concurrency} concurrent clients, ` +
         `${options.durationMs / 1000} s per side in ${options.rounds} alternating rounds after 2 s warm-up; answers ${same ? 'identical' : 'DIFFER'}\n` +
@@ -252,10 +168,7 @@ async function measureOverhead(stack: AuthzStack, options: { durationMs: number;
         `off = a second gateway in this process with GatewayOptions.fixedPrincipal (the same principal, no lookup, no freshness check)\n` +
         `both: the iam subgraph still enforces @scopes and can() (subgraph-kit has no switch to turn that off), so "added" is the gateway's share;\n` +
         `CPU is this whole process (gateways and subgraphs run in it) per request\n\n` +
-        '| side | requests | errors | req/s | p50 ms | p99 ms | CPU ms/req |\n|---|---|---|---|---|---|---|\n' +
-        `| on | ${a.requests} | ${a.errors} | ${fmt(a.rps, 0)} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${fmt(a.cpu, 3)} |\n` +
-        `| off | ${b.requests} | ${b.errors} | ${fmt(b.rps, 0)} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${fmt(b.cpu, 3)} |\n` +
-        `| added | | | | ${fmt(a.p50 - b.p50, 3)} | ${fmt(a.p99 - b.p99, 3)} | ${fmt(a.cpu - b.cpu, 3)} |\n`,
+        sideBySideTable(a, b),
     );
   } finally {
     await off.close();
@@ -289,14 +202,14 @@ async function measurePropagation(stack: AuthzStack, changes: number): Promise<v
       );
       let answeredAt: number;
       if (granting) {
-        const granted = await graphql(first, stack.adminAssertion, 'mutation($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }', {
+        const granted = await asPerson(first, stack.adminAssertion, 'mutation($u: ID!, $o: ID!) { grantRole(userId: $u, level: ORGANIZATION, nodeId: $o, role: "viewer") { id } }', {
           u: stack.memberUserId,
           o: stack.organizationId,
         });
         answeredAt = performance.now();
         membershipId = String(granted.grantRole.id);
       } else {
-        await graphql(first, stack.adminAssertion, 'mutation($m: ID!) { removeMembership(membershipId: $m) { id } }', { m: membershipId });
+        await asPerson(first, stack.adminAssertion, 'mutation($m: ID!) { removeMembership(membershipId: $m) { id } }', { m: membershipId });
         answeredAt = performance.now();
         membershipId = undefined;
       }
@@ -304,12 +217,10 @@ async function measurePropagation(stack: AuthzStack, changes: number): Promise<v
       if (!arrivals) throw new Error(`change ${change + 1} did not reach both gateways within 10 s`);
       timings.push(Math.max(0, Math.max(...arrivals) - answeredAt));
     }
-    const sorted = [...timings].sort((a, b) => a - b);
     process.stdout.write(
       `\nMembership-change propagation across two gateway instances: ${changes} alternating grant/remove mutations through the first gateway, ` +
         `time from the mutation's answer until both readers applied the new entry (0 where a reader had it before the answer arrived; goal: 1 s)\n\n` +
-        '| changes | p50 ms | p99 ms | max ms | within 1 s |\n|---|---|---|---|---|\n' +
-        `| ${timings.length} | ${fmt(percentile(sorted, 50), 1)} | ${fmt(percentile(sorted, 99), 1)} | ${fmt(sorted[sorted.length - 1] ?? Number.NaN, 1)} | ${timings.filter((ms) => ms <= 1_000).length}/${timings.length} |\n`,
+        propagationTable('changes', timings),
     );
   } finally {
     await second.close();

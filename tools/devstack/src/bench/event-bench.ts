@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '@aifactory/logging';
 import { fanoutComplete, measureSubscriptionFanout, printSubscriptionFanout } from './subscription-fanout.js';
 import { measureRelayThroughput, printRelayThroughput } from './relay-throughput.js';
-import { Teardown } from './teardown.js';
+import { inBenchWorkspace } from './bench-run.js';
 
 const USAGE =
   'usage: npm run bench -- events [--events 5000] [--writers 8] [--rounds 3] [--subscribers 1000] [--fanout-events 20] [--account-events 5] [--interval 200] [--only relay|fanout]\n';
@@ -49,45 +47,27 @@ export async function runEventBench(args: string[]): Promise<number> {
     return 2;
   }
 
-  const workDir = await mkdtemp(path.join(tmpdir(), 'aif-events-bench-'));
-  const relayLog = createWriteStream(path.join(workDir, 'relay.log'));
-  const logger = createLogger({ service: 'bench-relay', level: 'warn', destination: relayLog });
-  let keepWorkDir = false;
-  let complete = true;
-  // Ctrl-C ends the run without its `finally`s: what it made on the shared servers goes all the same.
-  const teardown = new Teardown();
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`bench: ${signal}, removing what this run created\n`);
-    void teardown.run().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    if (only !== 'fanout') {
-      const relayOptions = { events, writers, rounds, logger, teardown };
-      const relay = await measureRelayThroughput(relayOptions);
-      printRelayThroughput(relay, relayOptions);
-      complete &&= [relay.relayLive, relay.relayBacklog].every((path) => path.missing === 0 && path.duplicates === 0);
+  return inBenchWorkspace('events', async (workDir, teardown) => {
+    const relayLog = createWriteStream(path.join(workDir, 'relay.log'));
+    const logger = createLogger({ service: 'bench-relay', level: 'warn', destination: relayLog });
+    let complete = true;
+    try {
+      if (only !== 'fanout') {
+        const relayOptions = { events, writers, rounds, logger, teardown };
+        const relay = await measureRelayThroughput(relayOptions);
+        printRelayThroughput(relay, relayOptions);
+        complete &&= [relay.relayLive, relay.relayBacklog].every((path) => path.missing === 0 && path.duplicates === 0);
+      }
+      if (only !== 'relay') {
+        const fanout = await measureSubscriptionFanout({ subscribers, events: fanoutEvents, intervalMs, accountEvents, workDir, teardown });
+        printSubscriptionFanout(fanout);
+        complete &&= fanoutComplete(fanout);
+      }
+    } finally {
+      await new Promise<void>((resolve) => relayLog.end(() => resolve()));
     }
-    if (only !== 'relay') {
-      const fanout = await measureSubscriptionFanout({ subscribers, events: fanoutEvents, intervalMs, accountEvents, workDir, teardown });
-      printSubscriptionFanout(fanout);
-      complete &&= fanoutComplete(fanout);
-    }
-    if (!complete) {
-      keepWorkDir = true;
-      process.stderr.write(`bench: events went missing or arrived twice (logs in ${workDir})\n`);
-      return 1;
-    }
-    return 0;
-  } catch (error) {
-    keepWorkDir = true;
-    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n(logs in ${workDir})\n`);
+    if (complete) return 0;
+    process.stderr.write(`bench: events went missing or arrived twice (logs in ${workDir})\n`);
     return 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await new Promise<void>((resolve) => relayLog.end(() => resolve()));
-    if (!keepWorkDir) await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }

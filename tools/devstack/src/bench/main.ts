@@ -11,12 +11,18 @@
 //                          --only overhead|propagation|coldload]
 //   guard and grant resolution on vs off through the gateway, membership-change
 //   propagation across two gateways, can() cost, and the read model's cold load
+// npm run bench -- apikeys [--duration 8 --concurrency 8 --rounds 4 --revokes 100 --keys 100000
+//                            --only overhead|propagation|coldload]
+//   a request by API key against the same request with no credential, revocation
+//   propagation across two gateways, one key check's cost, and the key read model's cold load
 // Each command is loaded on its own, so one needs only what it uses built.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'gateways') {
   process.exitCode = await (await import('./gateway-comparison.js')).runGatewayComparison(rest);
 } else if (command === 'authz') {
   process.exitCode = await (await import('./authz-bench.js')).runAuthzBench(rest);
+} else if (command === 'apikeys') {
+  process.exitCode = await (await import('./apikeys-bench.js')).runApiKeysBench(rest);
 } else if (command === 'events') {
   process.exitCode = await (await import('./event-bench.js')).runEventBench(rest);
 } else {
