@@ -57,7 +57,8 @@ export interface SideBySideOptions {
 
 /**
  * The same request two ways, measured in one run: 2 s warm-up each, then
- * alternating rounds so drift on a shared machine hits both sides alike.
+ * rounds that alternate sides and which side goes first, so drift on a
+ * shared machine hits both alike.
  */
 export async function measureSideBySide(on: () => Promise<void>, off: () => Promise<void>, options: SideBySideOptions): Promise<{ on: SideRow; off: SideRow }> {
   progress(`${options.name}: warming up both sides`);
@@ -67,7 +68,8 @@ export async function measureSideBySide(on: () => Promise<void>, off: () => Prom
   const cpu = { on: 0, off: 0 };
   for (let round = 0; round < options.rounds; round++) {
     progress(`${options.name}: round ${round + 1} of ${options.rounds}`);
-    for (const side of ['on', 'off'] as const) {
+    // Each round the other side goes first, so whatever the order favours is shared.
+    for (const side of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
       const before = cpuMs();
       addLoad(totals[side], await runLoad(side === 'on' ? on : off, options.concurrency, options.durationMs / options.rounds));
       cpu[side] += cpuMs() - before;
