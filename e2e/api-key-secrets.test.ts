@@ -74,6 +74,7 @@ describe('API key secrets after creation', () => {
       expect(text('jetstream')).toContain(keyId);
       expect(text('redis')).toContain(t.redisKeyPrefix);
       expect(text('logs')).toContain('AUTH_API_KEY_REVOKED');
+      expect(text('logs')).toContain(keyId);
     }, 15_000);
     const pepper = Object.values((await readPepperFile(t.apiKeyPepperFile)).versions);
     // The PKCS#8 header every Ed25519 key shares (its first 16 base64 characters) is no secret; the key material after it is.

@@ -68,6 +68,10 @@ describe('API keys through the gateway', () => {
     for (const gatewayUrl of [t.platform.gatewayUrl, second.url]) {
       await eventually(async () => expect((await withKey(secret, PROJECT, { id: projectId }, gatewayUrl)).body.data.project).toEqual({ id: projectId, name: 'Inference' }), 5_000);
     }
+    // The request's one log line names the key and its service account, in the gateway and in iam.
+    const lines = t.logs.lines().filter((line) => line.msg === 'request' && (line.actor as { keyId?: string } | undefined)?.keyId === apiKey.id);
+    expect(new Set(lines.map((line) => line.service))).toEqual(new Set(['gateway', 'iam']));
+    expect(lines[0]!.actor).toEqual({ type: 'service_account', id: serviceAccountId, keyId: apiKey.id });
     // Its own organization through the member-visible scope; its department needs platform:department:read, which it lacks.
     expect((await withKey(secret, ORGANIZATION, { id: orgId })).body.data.organization.id).toBe(orgId);
     const refused = await withKey(secret, DEPARTMENT, { id: departmentId });

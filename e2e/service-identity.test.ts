@@ -61,6 +61,8 @@ describe('service identity', () => {
     const logged = t.logs.lines().filter((line) => line.msg === 'service call' && line.service === 'billing');
     expect(logged.length).toBeGreaterThan(0);
     expect(JSON.stringify(logged.at(-1))).toContain('tokenfactory');
+    const requestLine = t.logs.lines().find((line) => line.service === 'billing' && line.msg === 'request' && (line.actor as { type?: string } | undefined)?.type === 'service');
+    expect(requestLine?.actor).toEqual({ type: 'service', id: 'tokenfactory' });
   });
 
   it('refuses a disabled service identity at once and accepts it again once enabled', async () => {

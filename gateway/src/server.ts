@@ -8,7 +8,7 @@ import { AppError, isAppError, type ErrorCode } from '@aifactory/errors';
 import { CORRELATION_HEADER, createGraphQLErrorFormatter, metricsRoute, sendGraphQLError, sendJson, startHttpServer, type RequestContext, type RouteHandler, type Routes } from '@aifactory/http';
 import { systemClock, type Clock } from '@aifactory/clock';
 import { acceptCorrelationId, type Logger } from '@aifactory/logging';
-import { InternalTokenSigner, openSigningKeyFile, PepperRing, type Principal } from '@aifactory/service-auth';
+import { actorIdsOf, InternalTokenSigner, openSigningKeyFile, PepperRing, type Principal } from '@aifactory/service-auth';
 import { streamDeclarations } from '@aifactory/contracts';
 import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry';
 import { jetstream } from '@nats-io/jetstream';
@@ -258,7 +258,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   };
   const authenticate = async (ctx: RequestContext): Promise<Principal> => {
     try {
-      return (await authenticateHeaders(ctx.req.headers, ctx.req, ctx.correlationId)).principal;
+      const { principal } = await authenticateHeaders(ctx.req.headers, ctx.req, ctx.correlationId);
+      ctx.actor = actorIdsOf(principal);
+      return principal;
     } catch (error) {
       const retryAfter = isAppError(error) && error.code === 'AUTH_TOO_MANY_FAILURES' ? error.details?.retryAfterSeconds : undefined;
       if (typeof retryAfter === 'number') ctx.res.setHeader('Retry-After', String(retryAfter));

@@ -19,6 +19,20 @@ export interface RequestContext {
    * from the correlation id the client saw.
    */
   failure?: unknown;
+  /**
+   * Set once the caller is known: who made the request (ids only), so the
+   * request's log line is attributable to a person, an API key or a service.
+   */
+  actor?: RequestActor;
+}
+
+export interface RequestActor {
+  type: string;
+  id: string;
+  /** The API key a service account's request came with. */
+  keyId?: string;
+  /** The party a service acted for (RFC 8693 `sub` of a delegated call). */
+  onBehalfOf?: string;
 }
 
 /** Records every request: the route, GraphQL operation, outcome (`ok` or an error code) and latency. */
@@ -113,6 +127,7 @@ export async function startHttpServer(options: HttpServerOptions, port: number, 
           status: res.statusCode,
           ms: Math.round(seconds * 1000),
           ...(ctx.operation ? { operation: ctx.operation } : {}),
+          ...(ctx.actor ? { actor: ctx.actor } : {}),
           ...(outcome === 'ok' ? {} : { code: outcome }),
           ...(errorClass ? { errorClass, cause: causeOf(ctx.failure) } : {}),
         };

@@ -80,3 +80,18 @@ export function requirePlatformRole(principal: Principal, role: PlatformRole): v
     throw new AppError('AUTH_FORBIDDEN', `This operation requires the ${role} role`);
   }
 }
+
+/** Who a request came from, as ids for its log line: never a token or a secret. */
+export interface ActorIds {
+  type: Principal['type'];
+  id: string;
+  keyId?: string;
+  onBehalfOf?: string;
+}
+
+export function actorIdsOf(principal: Principal): ActorIds {
+  const ids: ActorIds = { type: principal.type, id: principal.subject };
+  if (principal.apiKeyId !== undefined) ids.keyId = principal.apiKeyId;
+  if (principal.onBehalfOf !== undefined) ids.onBehalfOf = principal.onBehalfOf.subject;
+  return ids;
+}

@@ -1,5 +1,5 @@
 import type { RequestContext, Routes } from '@aifactory/http';
-import type { VerifiedInternalCall } from '@aifactory/service-auth';
+import { actorIdsOf, type VerifiedInternalCall } from '@aifactory/service-auth';
 import type { ServiceClient } from './service-client.js';
 
 /**
@@ -54,6 +54,7 @@ export function subgraphHttpRoutes(
         : async (ctx) => {
             // An INTERNAL_AUTH_UNAUTHENTICATED thrown here is answered by the server as the REST envelope (401).
             const call = await verifyCall(ctx);
+            ctx.actor = actorIdsOf(call.principal);
             // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
             await route.handle(Object.assign(ctx, serviceClient ? { call, serviceClient } : { call }));
           };

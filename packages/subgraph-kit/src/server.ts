@@ -18,6 +18,7 @@ import {
   type Routes,
 } from '@aifactory/http';
 import {
+  actorIdsOf,
   InternalTokenVerifier,
   openSigningKeyFile,
   openVerificationKeys,
@@ -294,6 +295,7 @@ async function serve<TContext extends SubgraphContext>(
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       authenticate: async (ctx) => {
         const call = await verifyCall(bearerToken(ctx.req.headers.authorization));
+        ctx.actor = actorIdsOf(call.principal);
         return definition.extendContext({
           principal: call.principal,
           correlationId: ctx.correlationId,
