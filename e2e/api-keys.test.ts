@@ -6,7 +6,7 @@
  * ends the subscriptions it opened.
  */
 import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
+import { webSocketWithHeaders } from '@aifactory/testing';
 import type { RunningGateway } from '@aifactory/gateway/server';
 import { issueApiKey, parseApiKey } from '@aifactory/service-auth';
 import { eventually } from './support/eventually.js';
@@ -150,12 +150,12 @@ describe('API keys through the gateway', () => {
     const { secret, apiKey } = await createKey({ scopes: ['platform:organization:read'] });
     await eventually(async () => expect((await withKey(secret, ORGANIZATION, { id: orgId })).status).toBe(200), 5_000);
     // A program sets the header on the upgrade, as on any request.
-    class WithKey extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) {
-        super(address, protocols, { headers: { authorization: `Bearer ${secret}` } });
-      }
-    }
-    const client: Client = createClient({ url: t.platform.gatewayUrl.replace('http', 'ws') + '/graphql', webSocketImpl: WithKey, retryAttempts: 0, lazy: false });
+    const client: Client = createClient({
+      url: t.platform.gatewayUrl.replace('http', 'ws') + '/graphql',
+      webSocketImpl: webSocketWithHeaders({ authorization: `Bearer ${secret}` }),
+      retryAttempts: 0,
+      lazy: false,
+    });
     try {
       const seen: unknown[] = [];
       const ended = new Promise<unknown>((resolve) => {

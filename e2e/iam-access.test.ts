@@ -6,7 +6,7 @@
  * read model while iam is down.
  */
 import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
+import { webSocketWithHeaders } from '@aifactory/testing';
 import type { RunningGateway } from '@aifactory/gateway/server';
 import { eventually } from './support/eventually.js';
 import { startTestPlatform, type TestPlatform } from './support/test-platform.js';
@@ -122,12 +122,11 @@ describe('IAM authorization across the platform', () => {
 
   it('gives a member of another organization nothing on organizationUpdated and ends a removed subscriber', async () => {
     const subscribe = (assertion: string) => {
-      class WithAssertion extends WebSocket {
-        constructor(address: string, protocols?: string | string[]) {
-          super(address, protocols, { headers: { 'x-pomerium-jwt-assertion': assertion } });
-        }
-      }
-      const client = createClient({ url: `${t.platform.gatewayUrl.replace('http', 'ws')}/graphql`, webSocketImpl: WithAssertion, retryAttempts: 0 });
+      const client = createClient({
+        url: `${t.platform.gatewayUrl.replace('http', 'ws')}/graphql`,
+        webSocketImpl: webSocketWithHeaders({ 'x-pomerium-jwt-assertion': assertion }),
+        retryAttempts: 0,
+      });
       const results: Array<{ data?: unknown; errors?: Array<{ extensions?: { code?: string } }> }> = [];
       let failure: unknown;
       const done = new Promise<void>((resolve) => {

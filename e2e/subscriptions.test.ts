@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { webSocketWithHeaders } from '@aifactory/testing';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { organizationUpdatedV1, prefixSubject, streamDeclarations, type EventEnvelope } from '@aifactory/contracts';
@@ -37,15 +38,9 @@ function subscribe(
   let closedWith: (value: { code: number; reason: string }) => void = () => undefined;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (closedWith = resolve));
   let created: WebSocket | undefined;
-  class WithHeaders extends WebSocket {
-    constructor(address: string, protocols?: string | string[]) {
-      super(address, protocols, { headers });
-      created = this;
-    }
-  }
   const client = createClient({
     url: wsUrl(t),
-    webSocketImpl: WithHeaders,
+    webSocketImpl: webSocketWithHeaders(headers, (socket) => (created = socket)),
     retryAttempts: 0,
     lazy: false,
     ...(connectionParams ? { connectionParams } : {}),

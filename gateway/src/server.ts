@@ -38,6 +38,9 @@ import { subscriptionAccess } from './subscriptions/subscription-access.js';
 import { SubscriptionEngine, type SubscriptionAuthorizer } from './subscriptions/subscription-engine.js';
 import { attachSubscriptionServer, type AuthenticatedConnection } from './subscriptions/subscription-server.js';
 
+/** The principal an API key's entry becomes, for benchmarks that serve the same one without a key. */
+export { apiKeyPrincipal } from './auth/api-keys.js';
+
 export interface RunningGateway {
   url: string;
   port: number;
@@ -479,4 +482,3 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 function secondsOrNaN(ms: number | null): number {
   return ms === null ? Number.NaN : ms / 1000;
 }
-export { apiKeyPrincipal } from './auth/api-keys.js';

@@ -16,7 +16,7 @@ import { AppError } from '@aifactory/errors';
 import { ensureStreams } from '@aifactory/events';
 import { createLogger } from '@aifactory/logging';
 import { issueApiKey, newPepperValue, PepperRing, readPepperFile, writePepperFile, type IssuedApiKey } from '@aifactory/service-auth';
-import { deleteEventStreams, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, type TempKeys } from '@aifactory/testing';
+import { deleteEventStreams, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, webSocketWithHeaders, type TempKeys } from '@aifactory/testing';
 import { gatewayConfigSchema } from '../src/config.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 import { globalPolicy, memberEntry, orgGrant, TEST_CATALOG, TestReadModel } from './access-model-fixture.js';
@@ -126,12 +126,7 @@ describe('API keys at the gateway', () => {
 
   /** A graphql-ws subscription whose upgrade carries the key. */
   const watch = (raw: string, organizationId: string, source: string) => {
-    class WithKey extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) {
-        super(address, protocols, { headers: headersFor(raw, source) });
-      }
-    }
-    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WithKey, retryAttempts: 0 });
+    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: webSocketWithHeaders(headersFor(raw, source)), retryAttempts: 0 });
     const results: unknown[] = [];
     const done = new Promise<{ error?: unknown }>((resolve) => {
       client.subscribe(
@@ -418,15 +413,10 @@ describe('API keys at the gateway', () => {
     const other = await newKey({ scopes: ['platform:organization:read'] });
     const source = newSource();
     const connectWith = (params: Record<string, unknown>) => {
-      class WithKey extends WebSocket {
-        constructor(address: string, protocols?: string | string[]) {
-          super(address, protocols, { headers: headersFor(key.raw, source) });
-        }
-      }
       let closeCode: number | undefined;
       const client = createClient({
         url: `${gateway.url.replace('http', 'ws')}/graphql`,
-        webSocketImpl: WithKey,
+        webSocketImpl: webSocketWithHeaders(headersFor(key.raw, source)),
         retryAttempts: 0,
         connectionParams: params,
         on: { closed: (event) => void (closeCode = (event as { code: number }).code) },

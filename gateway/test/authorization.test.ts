@@ -14,7 +14,7 @@ import { prefixSubject, streamDeclarations } from '@aifactory/contracts';
 import { generateAssertionKey, startJwksServer, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { ensureStreams } from '@aifactory/events';
 import { createLogger } from '@aifactory/logging';
-import { deleteEventStreams, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, type TempKeys } from '@aifactory/testing';
+import { deleteEventStreams, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, webSocketWithHeaders, type TempKeys } from '@aifactory/testing';
 import { gatewayConfigSchema } from '../src/config.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 import { globalPolicy, memberEntry, orgGrant, TestReadModel } from './access-model-fixture.js';
@@ -74,12 +74,7 @@ describe('gateway authorization from the IAM read model', () => {
   /** A graphql-ws subscription whose upgrade carries the subject's assertion. */
   const watch = async (subject: string, organizationId: string) => {
     const headers = { 'x-pomerium-jwt-assertion': await assertion(subject) };
-    class WithHeaders extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) {
-        super(address, protocols, { headers });
-      }
-    }
-    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WithHeaders, retryAttempts: 0 });
+    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: webSocketWithHeaders(headers), retryAttempts: 0 });
     const results: unknown[] = [];
     const done = new Promise<{ error?: unknown }>((resolve) => {
       client.subscribe(

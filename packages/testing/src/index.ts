@@ -6,3 +6,4 @@ export * from './nats.js';
 export * from './event-streams.js';
 export { freePort } from './server-process.js';
 export { startTcpProxy, type TcpProxy, type TcpProxyOptions } from './tcp-proxy.js';
+export { webSocketWithHeaders, type WebSocketClass } from './websocket.js';
