@@ -26,7 +26,7 @@ export class AccountService {
   async account(access: Access, id: string): Promise<Account | null> {
     if (!idSchema.safeParse(id).success) return null;
     const account = await this.store.findAccount(id);
-    if (!account || !access.can(READ_SCOPE, { organizationId: account.organizationId })) return null;
+    if (!account || account.organizationId === null || !access.can(READ_SCOPE, { organizationId: account.organizationId })) return null;
     return account;
   }
 

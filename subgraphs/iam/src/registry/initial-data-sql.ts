@@ -13,6 +13,8 @@ export const REGISTRY_MIGRATIONS: ReadonlyArray<{ since: number | null; folder: 
   { since: null, folder: '0004_registry_data' },
   // Issue 15: API keys and service identities (tables in 0006).
   { since: 7, folder: '0007_registry_api_keys' },
+  // Issue 16: billing's scopes, policy keys, audit actions and the products' service identities.
+  { since: 8, folder: '0008_registry_billing_ledger' },
 ];
 
 /** The SQL of one registry migration: 0004's initial rows, or the rows marked with its `since`. */
