@@ -15,9 +15,10 @@ export class AccountStore {
     return this.prisma.account.findFirst({ where: { organizationId, kind }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
   }
 
-  /** Opens each kind unless it is open already, all or none. */
+  /** Opens each kind unless it is open already, with the organization's funds row, all or none. */
   ensureAccounts(organizationId: string, currency: string, kinds: readonly AccountKind[]): Promise<Account[]> {
     return this.prisma.$transaction(async (tx) => {
+      await tx.organizationFunds.upsert({ where: { organizationId }, create: { organizationId, currency }, update: {} });
       const accounts: Account[] = [];
       for (const kind of kinds) {
         accounts.push(

@@ -131,7 +131,8 @@ CREATE TABLE "budget_spend" (
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "budget_spend_pkey" PRIMARY KEY ("pool_level", "pool_id", "period"),
     CONSTRAINT "budget_spend_pool_level_check" CHECK ("pool_level" IN ('organization', 'department', 'project')),
-    CONSTRAINT "budget_spend_amounts_check" CHECK ("spent" >= 0 AND "reserved" >= 0),
+    -- Spent may dip below zero: a correction in a later month reverses spend of an earlier one.
+    CONSTRAINT "budget_spend_reserved_check" CHECK ("reserved" >= 0),
     CONSTRAINT "budget_spend_period_check" CHECK (extract(day FROM "period") = 1)
 );
 CREATE INDEX "budget_spend_organization_id_period_idx" ON "budget_spend" ("organization_id", "period");
