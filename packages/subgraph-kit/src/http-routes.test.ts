@@ -1,4 +1,5 @@
 import { AppError } from '@aifactory/errors';
+import type { AccessModelReader } from '@aifactory/access-model';
 import type { RequestContext } from '@aifactory/http';
 import type { VerifiedInternalCall } from '@aifactory/service-auth';
 import { subgraphHttpRoutes, type SubgraphHttpContext, type SubgraphHttpRoute } from './http-routes.js';
@@ -9,6 +10,8 @@ const call: VerifiedInternalCall = {
   correlationId: 'c-00000001',
   actor: undefined,
 };
+/** Routes only hand the reader on; these tests never read it. */
+const accessModel = {} as AccessModelReader;
 const ctx = () => ({ correlationId: 'c-00000001' }) as RequestContext;
 const refuse = async (): Promise<VerifiedInternalCall> => {
   throw new AppError('INTERNAL_AUTH_UNAUTHENTICATED', 'A valid internal service token is required');
@@ -20,20 +23,20 @@ function route(overrides: Partial<SubgraphHttpRoute>, seen: SubgraphHttpContext[
 
 describe('subgraphHttpRoutes', () => {
   it('refuses at start a webhook route outside /webhooks/, which would answer without identity', () => {
-    expect(() => subgraphHttpRoutes([route({ access: 'webhook', path: '/api/export' })], refuse)).toThrow(/under \/webhooks\//);
+    expect(() => subgraphHttpRoutes([route({ access: 'webhook', path: '/api/export' })], refuse, accessModel)).toThrow(/under \/webhooks\//);
   });
 
   it('refuses at start an internal route outside /api/', () => {
-    expect(() => subgraphHttpRoutes([route({ path: '/graphql', method: 'POST' })], refuse)).toThrow(/under \/api\//);
+    expect(() => subgraphHttpRoutes([route({ path: '/graphql', method: 'POST' })], refuse, accessModel)).toThrow(/under \/api\//);
   });
 
   it('refuses at start two routes for the same method and path', () => {
-    expect(() => subgraphHttpRoutes([route({}), route({})], refuse)).toThrow(/Two routes/);
+    expect(() => subgraphHttpRoutes([route({}), route({})], refuse, accessModel)).toThrow(/Two routes/);
   });
 
   it('never runs an internal route without a verified call', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({}, seen)], refuse);
+    const routes = subgraphHttpRoutes([route({}, seen)], refuse, accessModel);
 
     await expect(routes['GET /api/x']!(ctx())).rejects.toMatchObject({ code: 'INTERNAL_AUTH_UNAUTHENTICATED' });
     expect(seen).toHaveLength(0);
@@ -41,7 +44,7 @@ describe('subgraphHttpRoutes', () => {
 
   it('hands an internal route the verified call on the request context itself', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({}, seen)], async () => call);
+    const routes = subgraphHttpRoutes([route({}, seen)], async () => call, accessModel);
     const request = ctx();
 
     await routes['GET /api/x']!(request);
@@ -51,7 +54,7 @@ describe('subgraphHttpRoutes', () => {
 
   it('runs a webhook route with no identity at all', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({ access: 'webhook', method: 'POST', path: '/webhooks/stripe' }, seen)], refuse);
+    const routes = subgraphHttpRoutes([route({ access: 'webhook', method: 'POST', path: '/webhooks/stripe' }, seen)], refuse, accessModel);
 
     await routes['POST /webhooks/stripe']!(ctx());
     expect(seen).toHaveLength(1);

@@ -1,3 +1,4 @@
+import type { AccessModelReader } from '@aifactory/access-model';
 import type { RequestContext, Routes } from '@aifactory/http';
 import { actorIdsOf, type VerifiedInternalCall } from '@aifactory/service-auth';
 import type { ServiceClient } from './service-client.js';
@@ -23,9 +24,14 @@ export interface SubgraphHttpRoute {
 
 /**
  * `call` is always set for `internal` routes and never for `webhook` ones;
- * `serviceClient` wherever the service has a credential of its own.
+ * `serviceClient` wherever the service has a credential of its own;
+ * `accessModel` is IAM's read model (catalogue, policy snapshots and their age).
  */
-export type SubgraphHttpContext = RequestContext & { call?: VerifiedInternalCall; serviceClient?: ServiceClient };
+export type SubgraphHttpContext = RequestContext & {
+  call?: VerifiedInternalCall;
+  serviceClient?: ServiceClient;
+  accessModel: AccessModelReader;
+};
 
 const PATH_PREFIX: Record<SubgraphHttpRoute['access'], string> = { internal: '/api/', webhook: '/webhooks/' };
 
@@ -38,6 +44,7 @@ const PATH_PREFIX: Record<SubgraphHttpRoute['access'], string> = { internal: '/a
 export function subgraphHttpRoutes(
   routes: readonly SubgraphHttpRoute[],
   verifyCall: (ctx: RequestContext) => Promise<VerifiedInternalCall>,
+  accessModel: AccessModelReader,
   serviceClient?: ServiceClient,
 ): Routes {
   const mounted: Routes = {};
@@ -50,13 +57,13 @@ export function subgraphHttpRoutes(
     if (mounted[key]) throw new Error(`Two routes for ${key}`);
     mounted[key] =
       route.access === 'webhook'
-        ? (ctx) => route.handle(serviceClient ? Object.assign(ctx, { serviceClient }) : ctx)
+        ? (ctx) => route.handle(Object.assign(ctx, serviceClient ? { serviceClient, accessModel } : { accessModel }))
         : async (ctx) => {
             // An INTERNAL_AUTH_UNAUTHENTICATED thrown here is answered by the server as the REST envelope (401).
             const call = await verifyCall(ctx);
             ctx.actor = actorIdsOf(call.principal);
             // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
-            await route.handle(Object.assign(ctx, serviceClient ? { call, serviceClient } : { call }));
+            await route.handle(Object.assign(ctx, serviceClient ? { call, serviceClient, accessModel } : { call, accessModel }));
           };
   }
   return mounted;

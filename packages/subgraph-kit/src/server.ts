@@ -263,6 +263,7 @@ async function serve<TContext extends SubgraphContext>(
     ...subgraphHttpRoutes(
       definition.httpRoutes ?? [],
       (ctx) => verifyCall(bearerToken(ctx.req.headers.authorization)),
+      access.reader,
       serviceClient,
     ),
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok', subgraph: definition.name }),

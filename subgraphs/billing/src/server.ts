@@ -4,18 +4,26 @@ import type { Logger } from '@aifactory/logging';
 import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { BillingConfig } from './config.js';
 import { openBillingDatabase } from './data/database.js';
-import { AccountStore } from './data/accounts.js';
-import { AccountService } from './domain/accounts.js';
+import { billingHttpRoutes } from './http/routes.js';
 import { resolvers, type BillingContext } from './resolvers/index.js';
+import { createBillingServices } from './services.js';
+import { startBillingWorkers } from './workers/index.js';
 
 export const SUBGRAPH_NAME = 'billing';
 export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', import.meta.url), 'utf8');
 
 export async function startBillingSubgraph(config: BillingConfig, logger: Logger): Promise<StartedService> {
   const database = openBillingDatabase(config);
-  const accounts = new AccountService(new AccountStore(database.prisma));
+  const services = createBillingServices(database, config, logger);
   return serveSubgraphWithDatabase<BillingContext>(
-    { name: SUBGRAPH_NAME, typeDefs: parse(typeDefsSource), resolvers, extendContext: (base) => ({ ...base, accounts }) },
+    {
+      name: SUBGRAPH_NAME,
+      typeDefs: parse(typeDefsSource),
+      resolvers,
+      extendContext: (base) => ({ ...base, ...services }),
+      httpRoutes: billingHttpRoutes(services),
+      onConnected: (connected) => startBillingWorkers(services, config, connected),
+    },
     database,
     config,
     logger,

@@ -1,11 +1,9 @@
 import { DateTimeScalar, type SubgraphContext } from '@aifactory/subgraph-kit';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import type { AccountService } from '../domain/accounts.js';
 import type { Account } from '../data/accounts.js';
+import type { BillingServices } from '../services.js';
 
-export interface BillingContext extends SubgraphContext {
-  accounts: AccountService;
-}
+export interface BillingContext extends SubgraphContext, BillingServices {}
 
 type Ref = { id: string };
 
