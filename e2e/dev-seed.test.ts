@@ -6,6 +6,8 @@ const SNAPSHOT_QUERIES = [
   'SELECT * FROM iam.departments ORDER BY id',
   'SELECT * FROM iam.projects ORDER BY id',
   'SELECT * FROM billing.accounts ORDER BY id',
+  'SELECT id, kind, organization_id FROM billing.postings ORDER BY id',
+  'SELECT organization_id, paid, promotional, reserved FROM billing.organization_funds ORDER BY organization_id',
 ];
 
 describe('dev seed', () => {
@@ -24,10 +26,12 @@ describe('dev seed', () => {
     return tables;
   }
 
-  it('seeds a demo organization, department, project and its accounts, and a second run leaves the same rows', async () => {
+  it('seeds a demo organization, department, project, its accounts and opening balance, and a second run leaves the same rows', async () => {
     const first = await runDevSeed(db.layout);
     const afterFirst = await snapshot();
-    expect(afterFirst.map((rows) => rows.length)).toEqual([1, 1, 1, 3]);
+    // The organization's three accounts and the platform's four in its currency.
+    expect(afterFirst.map((rows) => rows.length)).toEqual([1, 1, 1, 7, 1, 1]);
+    expect(afterFirst[5]![0]).toEqual({ organization_id: first.organizationId, paid: '10000', promotional: '0', reserved: '0' });
     expect(afterFirst[0]![0]).toMatchObject({ id: first.organizationId, slug: 'demo', billing_currency: 'USD' });
     expect(afterFirst[2]![0]).toMatchObject({ id: first.projectId, department_id: first.departmentId, organization_id: first.organizationId });
 

@@ -86,25 +86,26 @@ export class AccountDirectory {
   }
 
   /**
-   * The platform account of a kind in a currency, opened the first time it is
-   * needed. Opened outside the caller's transaction, on purpose: an account
-   * remembered here must exist even if that transaction rolls back.
+   * The platform account of a kind in a currency. Billing opens all four with
+   * an organization's accounts (AccountStore.ensureAccounts), so this is a read
+   * on the caller's connection; one missing is opened on a connection of its
+   * own, on purpose: an account remembered here must exist even if the
+   * caller's transaction rolls back.
    */
-  async platformAccount(kind: PlatformAccountKind, currency: string): Promise<AccountFacts> {
-    const db = this.pool;
+  async platformAccount(kind: PlatformAccountKind, currency: string, db: Queryable = this.pool): Promise<AccountFacts> {
     const key = `${kind}:${currency}`;
     const cached = this.platform.get(key);
     if (cached) return cached;
-    await db.query(
-      `INSERT INTO accounts (organization_id, kind, currency) VALUES (NULL, $1, $2)
-       ON CONFLICT (organization_id, kind, currency) DO NOTHING`,
-      [kind, currency],
-    );
-    const { rows } = await db.query<AccountRow>(
-      'SELECT id, kind, organization_id, currency FROM accounts WHERE organization_id IS NULL AND kind = $1 AND currency = $2',
-      [kind, currency],
-    );
-    const facts = factsOf(rows[0]!);
+    const select = 'SELECT id, kind, organization_id, currency FROM accounts WHERE organization_id IS NULL AND kind = $1 AND currency = $2';
+    let row = (await db.query<AccountRow>(select, [kind, currency])).rows[0];
+    if (!row) {
+      await this.pool.query(
+        'INSERT INTO accounts (organization_id, kind, currency) VALUES (NULL, $1, $2) ON CONFLICT (organization_id, kind, currency) DO NOTHING',
+        [kind, currency],
+      );
+      row = (await this.pool.query<AccountRow>(select, [kind, currency])).rows[0]!;
+    }
+    const facts = factsOf(row);
     this.remember(facts);
     this.platform.set(key, facts);
     return facts;

@@ -128,7 +128,7 @@ export class Ledger {
 
   /** Posts inside the caller's transaction, which must commit for anything to count. */
   async postIn(tx: Tx, specs: readonly PostingSpec[]): Promise<PostingResult[]> {
-    const { checked, facts } = await this.check(specs);
+    const { checked, facts } = await this.check(tx, specs);
     const organizations = [...new Set(checked.flatMap((c) => (c.spec.organizationId ? [c.spec.organizationId] : [])))].sort();
     const funds = await this.store.lockFunds(tx, organizations);
     for (const organizationId of organizations) {
@@ -184,8 +184,8 @@ export class Ledger {
    * only delivered service takes a balance below zero).
    */
   async chargeIn(tx: Tx, spec: ChargeSpec): Promise<PostingResult> {
-    const accounts = await this.organizationAccounts(spec.organizationId);
-    const revenue = await this.accounts.platformAccount('revenue', accounts.currency);
+    const accounts = await this.organizationAccounts(spec.organizationId, tx);
+    const revenue = await this.accounts.platformAccount('revenue', accounts.currency, tx);
     const funds = (await this.store.lockFunds(tx, [spec.organizationId])).get(spec.organizationId);
     if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet');
     const fromPromotional = spec.amount < funds.promotional ? spec.amount : funds.promotional > 0n ? funds.promotional : 0n;
@@ -226,8 +226,8 @@ export class Ledger {
 
   /** Credits an organization's paid balance or promotional credit from a platform account. */
   async creditIn(tx: Tx, spec: CreditSpec): Promise<PostingResult> {
-    const accounts = await this.organizationAccounts(spec.organizationId);
-    const from = await this.accounts.platformAccount(spec.from, accounts.currency);
+    const accounts = await this.organizationAccounts(spec.organizationId, tx);
+    const from = await this.accounts.platformAccount(spec.from, accounts.currency, tx);
     const [result] = await this.postIn(tx, [
       {
         id: spec.postingId,
@@ -251,8 +251,9 @@ export class Ledger {
     await this.store.releaseBudgets(tx, budgetReleases(organizationId, release));
   }
 
-  async organizationAccounts(organizationId: string) {
-    const accounts = await this.accounts.organization(organizationId);
+  /** The organization's accounts, read on the caller's connection when given (a transaction must not wait on the pool). */
+  async organizationAccounts(organizationId: string, db?: Tx) {
+    const accounts = await this.accounts.organization(organizationId, db);
     if (!accounts) {
       throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
     }
@@ -260,6 +261,7 @@ export class Ledger {
   }
 
   private async check(
+    tx: Tx,
     specs: readonly PostingSpec[],
   ): Promise<{ checked: { spec: PostingSpec; row: NewPosting }[]; facts: Map<string, AccountFacts> }> {
     const ids = new Set<string>();
@@ -267,7 +269,10 @@ export class Ledger {
       if (ids.has(spec.id)) throw invalid(`posting ${spec.id} appears twice in one batch`);
       ids.add(spec.id);
     }
-    const facts = await this.accounts.facts(specs.flatMap((spec) => spec.transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId])));
+    const facts = await this.accounts.facts(
+      specs.flatMap((spec) => spec.transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
+      tx,
+    );
     const checked = specs.map((spec) => {
       checkShape(spec);
       for (const transfer of spec.transfers) checkAccounts(spec, transfer, facts);

@@ -15,6 +15,9 @@
 //                            --only overhead|propagation|coldload]
 //   a request by API key against the same request with no credential, revocation
 //   propagation across two gateways, one key check's cost, and the key read model's cold load
+// npm run bench -- ledger [--duration 8 --concurrency 8 --rounds 4 --batch 500 --organizations 64]
+//   ledger postings (one per transaction and batched) and reservations against
+//   plain INSERTs of the same rows; a private database of its own
 // Each command is loaded on its own, so one needs only what it uses built.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'gateways') {
@@ -23,6 +26,8 @@ if (command === 'gateways') {
   process.exitCode = await (await import('./authz-bench.js')).runAuthzBench(rest);
 } else if (command === 'apikeys') {
   process.exitCode = await (await import('./apikeys-bench.js')).runApiKeysBench(rest);
+} else if (command === 'ledger') {
+  process.exitCode = await (await import('./ledger-bench.js')).runLedgerBench(rest);
 } else if (command === 'events') {
   process.exitCode = await (await import('./event-bench.js')).runEventBench(rest);
 } else {
