@@ -9,6 +9,6 @@ export { supergraphScopes, unregisteredScopes } from './supergraph-scopes.js';
 export { denyActionId, deniedAccessEnvelope, denyEventId, utcMinute, type DeniedAccess } from './deny-event.js';
 export { DenyAuditor, type DenyAuditorOptions, type DenyInput } from './deny-audit.js';
 export { JetStreamDenySink, OutboxDenySink, type DenySink } from './deny-sinks.js';
-export { checkPolicyWrite, effectivePolicy, type EffectivePolicy, type PolicyTarget, type PolicyViolation, type PolicyWrite, type PoolLevel } from './policy.js';
+export { checkPolicyWrite, effectivePolicy, policyLimits, type EffectivePolicy, type PolicyLimit, type PolicyTarget, type PolicyViolation, type PolicyWrite, type PoolLevel } from './policy.js';
 export { compareExact, parsePolicyValue, type Exact, type ParsedPolicyValue } from './policy-values.js';
 export { DEFAULT_POLICY_MAX_AGE_MS, requireFreshPolicy, type PolicyFreshness } from './policy-freshness.js';

@@ -1,6 +1,6 @@
 import { IDS } from '../test/fixtures.js';
 import type { PolicyKeyDef, PolicySnapshot } from './model.js';
-import { checkPolicyWrite, effectivePolicy, type PolicyWrite } from './policy.js';
+import { checkPolicyWrite, effectivePolicy, policyLimits, type PolicyWrite } from './policy.js';
 
 function key(def: Partial<PolicyKeyDef> & Pick<PolicyKeyDef, 'key' | 'type' | 'default' | 'direction'>): PolicyKeyDef {
   return { unit: null, application: 'per_project', enumValues: null, description: def.key, lifecycle: 'active', ...def };
@@ -80,6 +80,55 @@ describe('effectivePolicy', () => {
   it('throws POLICY_KEY_UNKNOWN for a key nobody registered, inherited names included', () => {
     expect(() => effectivePolicy(SNAPSHOT, {}, 'gpuaas.nothing.here')).toThrow(expect.objectContaining({ code: 'POLICY_KEY_UNKNOWN' }));
     expect(() => effectivePolicy(SNAPSHOT, {}, 'constructor')).toThrow(expect.objectContaining({ code: 'POLICY_KEY_UNKNOWN' }));
+  });
+});
+
+describe('policyLimits', () => {
+  it('lists every pool a project spends from: its department value and the organization value', () => {
+    expect(policyLimits(SNAPSHOT, { projectId: IDS.PA }, BUDGET)).toEqual([
+      { value: '1000.25', level: 'department', sourceId: IDS.DA, pool: { level: 'department', id: IDS.DA } },
+      { value: '5000.50', level: 'organization', sourceId: IDS.O1, pool: { level: 'organization', id: IDS.O1 } },
+    ]);
+  });
+
+  it('adds a value set on the project itself, first', () => {
+    const withProject = {
+      ...SNAPSHOT,
+      layers: { ...SNAPSHOT.layers, projects: { ...SNAPSHOT.layers.projects, [IDS.PA]: { departmentId: IDS.DA, values: { [BUDGET]: '300' } } } },
+    };
+    expect(policyLimits(withProject, { projectId: IDS.PA }, BUDGET).map((limit) => [limit.pool.level, limit.value])).toEqual([
+      ['project', '300'],
+      ['department', '1000.25'],
+      ['organization', '5000.50'],
+    ]);
+  });
+
+  it('takes the department of a project the snapshot does not know from the target', () => {
+    expect(policyLimits(SNAPSHOT, { projectId: IDS.PA2, departmentId: IDS.DA }, BUDGET).map((limit) => limit.pool)).toEqual([
+      { level: 'department', id: IDS.DA },
+      { level: 'organization', id: IDS.O1 },
+    ]);
+  });
+
+  it('counts plan, global and default values as the organization pool, most specific first', () => {
+    const onPlan = { ...SNAPSHOT, layers: { ...SNAPSHOT.layers, organization: {}, departments: {}, plan: { [BUDGET]: '700' }, global: { [BUDGET]: '900' } } };
+    expect(policyLimits(onPlan, { projectId: IDS.PB }, BUDGET)).toEqual([
+      { value: '700', level: 'plan', sourceId: 'plan-pro', pool: { level: 'organization', id: IDS.O1 } },
+    ]);
+    const onGlobal = { ...onPlan, layers: { ...onPlan.layers, plan: {} } };
+    expect(policyLimits(onGlobal, { projectId: IDS.PB }, BUDGET)).toEqual([
+      { value: '900', level: 'global', sourceId: null, pool: { level: 'organization', id: IDS.O1 } },
+    ]);
+    const bare = { ...onPlan, layers: { ...onPlan.layers, plan: {}, global: {} } };
+    expect(policyLimits(bare, { projectId: IDS.PB }, BUDGET)).toEqual([
+      { value: '100000000', level: 'default', sourceId: null, pool: { level: 'organization', id: IDS.O1 } },
+    ]);
+  });
+
+  it('names no pool in the global snapshot, and refuses unknown and per-project keys', () => {
+    expect(policyLimits({ ...SNAPSHOT, organizationId: null }, {}, BUDGET)).toEqual([]);
+    expect(() => policyLimits(SNAPSHOT, {}, 'billing.nothing.here')).toThrow(expect.objectContaining({ code: 'POLICY_KEY_UNKNOWN' }));
+    expect(() => policyLimits(SNAPSHOT, {}, RPM)).toThrow(RangeError);
   });
 });
 

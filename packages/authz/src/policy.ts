@@ -50,6 +50,48 @@ export function effectivePolicy(snapshot: PolicySnapshot, target: PolicyTarget, 
   };
 }
 
+/** One limit a pooled key puts on a target: its value and the pool that shares it. */
+export interface PolicyLimit {
+  value: PolicyValue;
+  /** Where the value was set; `default` when nothing was, and the key's default applies. */
+  level: PolicyLevel | 'default';
+  /** The project, department, organization or plan id that set it; null for global and default. */
+  sourceId: string | null;
+  /** Everything under this node spends from the one limit. */
+  pool: { level: PoolLevel; id: string };
+}
+
+/**
+ * Every limit a pooled key puts on the target, most specific first: the
+ * value set on its project, the value set on its department, and the
+ * organization's own (set on the organization, else its plan's, global's or
+ * the key's default, a template every organization gets its own copy of).
+ * `effectivePolicy` answers the one value that applies; a budget must also
+ * hold against each wider pool the target spends from, so billing checks
+ * them all. The global snapshot (no organization) has no pools.
+ */
+export function policyLimits(snapshot: PolicySnapshot, target: PolicyTarget, key: string): PolicyLimit[] {
+  const def = keyDef(snapshot, key);
+  if (def === undefined) throw new AppError('POLICY_KEY_UNKNOWN', `Unknown policy key ${key}`, { details: { key } });
+  if (def.application !== 'pooled') throw new RangeError(`${key} is set per project, not pooled`);
+  if (snapshot.organizationId === null) return [];
+  const path = pathOf(snapshot, target);
+  const limits: PolicyLimit[] = [];
+  for (const layer of path) {
+    if (layer.level !== 'project' && layer.level !== 'department') continue;
+    const value = ownEntry(layer.values, key);
+    if (value !== undefined && layer.id !== null) limits.push({ value, level: layer.level, sourceId: layer.id, pool: { level: layer.level, id: layer.id } });
+  }
+  const organization = definedValues(path.filter((layer) => depth(layer.level) <= depth('organization')), key)[0];
+  limits.push({
+    value: organization?.value ?? def.default,
+    level: organization?.level ?? 'default',
+    sourceId: organization?.id ?? null,
+    pool: { level: 'organization', id: snapshot.organizationId },
+  });
+  return limits;
+}
+
 export interface PolicyWrite {
   level: PolicyLevel;
   /** The project, department, organization or plan written; null for global. */

@@ -91,6 +91,7 @@ export const ERROR_CODES = {
   BILLING_POSTING_INVALID: { class: 'validation', http: 400 },
   BILLING_POSTING_CONFLICT: { class: 'validation', http: 409 },
   BILLING_CURRENCY_MISMATCH: { class: 'validation', http: 422 },
+  BILLING_PROMOTIONAL_EXPIRY_INVALID: { class: 'validation', http: 422 },
   BILLING_ACCOUNT_NOT_FOUND: { class: 'validation', http: 404 },
   BILLING_ORGANIZATION_UNKNOWN: { class: 'validation', http: 422 },
   BILLING_PROJECT_UNKNOWN: { class: 'validation', http: 422 },

@@ -8,3 +8,4 @@ export { openBillingDatabase, type BillingDatabase } from './data/database.js';
 export { inTransaction, type Tx } from './data/transactions.js';
 export { AccountService } from './domain/accounts.js';
 export { Ledger, type PostingSpec } from './domain/ledger.js';
+export { Reservations, type PolicySource } from './domain/reservations.js';

@@ -3,6 +3,8 @@ import { parse } from 'graphql';
 import type { Logger } from '@aifactory/logging';
 import { serveSubgraphWithDatabase, type StartedService } from '@aifactory/subgraph-kit';
 import type { BillingConfig } from './config.js';
+
+export { billingConfigSchema } from './config.js';
 import { openBillingDatabase } from './data/database.js';
 import { billingHttpRoutes } from './http/routes.js';
 import { resolvers, type BillingContext } from './resolvers/index.js';

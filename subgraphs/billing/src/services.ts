@@ -1,23 +1,59 @@
+import { systemClock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
 import type { BillingConfig } from './config.js';
 import { AccountDirectory } from './data/account-directory.js';
 import { AccountStore } from './data/accounts.js';
+import { BalanceStore } from './data/balances.js';
+import { HierarchyStore } from './data/hierarchy.js';
+import { LedgerHistoryStore } from './data/ledger-history.js';
+import { PriceBookStore } from './data/price-books.js';
 import type { BillingDatabase } from './data/database.js';
 import { AccountService } from './domain/accounts.js';
 import { Ledger } from './domain/ledger.js';
+import { AdminCredit } from './domain/admin-credit.js';
+import { Balances } from './domain/balances.js';
+import { LedgerHistory } from './domain/ledger-history.js';
+import { PriceBooks } from './domain/price-books.js';
+import { PromotionalCredit } from './domain/promotional-credit.js';
+import { Reservations } from './domain/reservations.js';
+import { BillingStatus } from './domain/service-status.js';
 
 /** billing's domain services, built once per process; resolvers, routes and workers call them. */
 export interface BillingServices {
   database: BillingDatabase;
   accounts: AccountService;
   ledger: Ledger;
+  reservations: Reservations;
+  promotionalCredit: PromotionalCredit;
+  /** billing's status (degraded by a ledger mismatch), announced as platform.status.billing.changed. */
+  status: BillingStatus;
+  /** Balances and per-project spend (the balance read model). */
+  balances: Balances;
+  /** An organization's transfers, postings and reservations. */
+  ledgerHistory: LedgerHistory;
+  /** The usage-unit registry and price books. */
+  priceBooks: PriceBooks;
+  /** Platform admins' credits (creditBalance). */
+  adminCredit: AdminCredit;
 }
 
-export function createBillingServices(database: BillingDatabase, _config: BillingConfig, _logger: Logger): BillingServices {
+export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger): BillingServices {
   const ledger = new Ledger(database.pool, new AccountDirectory(database.pool));
+  const promotionalCredit = new PromotionalCredit(database.pool, ledger);
+  const balanceStore = new BalanceStore(database.pool);
+  const hierarchy = new HierarchyStore();
+  const historyStore = new LedgerHistoryStore(database.pool);
+  const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   return {
     database,
     accounts: new AccountService(new AccountStore(database.prisma)),
     ledger,
+    reservations: new Reservations(database.pool, ledger),
+    promotionalCredit,
+    status: new BillingStatus(database.pool, { subjectPrefix: config.EVENT_SUBJECT_PREFIX }),
+    balances: new Balances(balanceStore, hierarchy, database.pool),
+    ledgerHistory: new LedgerHistory(historyStore, hierarchy, database.pool),
+    priceBooks: new PriceBooks(database.pool, new PriceBookStore(database.pool), { subjectPrefix, clock: systemClock }),
+    adminCredit: new AdminCredit(database.pool, ledger, promotionalCredit, balanceStore, historyStore, { subjectPrefix }),
   };
 }

@@ -8,6 +8,7 @@ import { openBillingDatabase, type BillingDatabase } from '../src/data/database.
 import { inTransaction } from '../src/data/transactions.js';
 import { AccountService } from '../src/domain/accounts.js';
 import { Ledger } from '../src/domain/ledger.js';
+import { PromotionalCredit } from '../src/domain/promotional-credit.js';
 
 /** billing's ledger on a private, migrated database. */
 export interface BillingFixture {
@@ -25,9 +26,10 @@ export const testActor: Actor = { type: 'user', id: 'billing-test' };
 
 export async function startBillingFixture(options: { poolSize?: number } = {}): Promise<BillingFixture> {
   const db = await createTestDatabase({ subgraphs: ['billing'] });
-  const database = openBillingDatabase({ DATABASE_URL: db.appUrl('billing'), DB_POOL_SIZE: options.poolSize ?? 8, LOG_LEVEL: 'silent' });
+  const database = openBillingDatabase({ DATABASE_URL: db.appUrl('billing'), DB_POOL_SIZE: options.poolSize ?? 8 });
   const ledger = new Ledger(database.pool, new AccountDirectory(database.pool));
   const accounts = new AccountService(new AccountStore(database.prisma));
+  const promotionalCredit = new PromotionalCredit(database.pool, ledger);
   const admin = await db.admin();
   await admin.query('SET search_path TO billing');
   return {
@@ -38,15 +40,24 @@ export async function startBillingFixture(options: { poolSize?: number } = {}): 
     organization: async ({ currency = 'USD', paid = 0n, promotional = 0n } = {}) => {
       const organizationId = randomUUID();
       await accounts.openOrganizationAccounts({ organizationId, currency });
-      for (const [amount, to, from] of [
-        [paid, 'customer_balance', 'payment_clearing'],
-        [promotional, 'promotional_credit', 'promotions'],
-      ] as const) {
-        if (amount > 0n) {
-          await inTransaction(database.pool, (tx) =>
-            ledger.creditIn(tx, { postingId: `fixture:${randomUUID()}`, kind: 'admin_credit', organizationId, amount, to, from, actor: testActor }),
-          );
-        }
+      if (paid > 0n) {
+        await inTransaction(database.pool, (tx) =>
+          ledger.creditIn(tx, {
+            postingId: `fixture:${randomUUID()}`,
+            kind: 'admin_credit',
+            organizationId,
+            amount: paid,
+            to: 'customer_balance',
+            from: 'payment_clearing',
+            actor: testActor,
+          }),
+        );
+      }
+      // Promotional credit exists only as grants (their expiry accounts for the promotional balance).
+      if (promotional > 0n) {
+        await inTransaction(database.pool, (tx) =>
+          promotionalCredit.grantIn(tx, { postingId: `fixture:${randomUUID()}`, organizationId, amount: promotional, ttlSeconds: 365 * 86_400, actor: testActor }),
+        );
       }
       return { organizationId, departmentId: randomUUID(), projectId: randomUUID() };
     },

@@ -2,7 +2,7 @@ import type { Logger } from '@aifactory/logging';
 import { parseConfig, type z } from '@aifactory/config';
 import { subgraphConfigSchema, type StartedService } from '@aifactory/subgraph-kit';
 import { startAppplatformSubgraph } from '@aifactory/appplatform/server';
-import { startBillingSubgraph } from '@aifactory/billing/server';
+import { billingConfigSchema, startBillingSubgraph } from '@aifactory/billing/server';
 import { startEvidenceSubgraph } from '@aifactory/evidence/server';
 import { startGpuaasSubgraph } from '@aifactory/gpuaas/server';
 import { iamConfigSchema, startIamSubgraph } from '@aifactory/iam/server';
@@ -18,7 +18,7 @@ function starter<S extends z.ZodType>(schema: S, start: (config: z.infer<S>, log
 /** Every subgraph, in supergraph.yaml's order (which also gives dev ports). */
 export const SUBGRAPH_STARTERS: ReadonlyArray<{ name: string; start: StartSubgraph; entry: string }> = [
   { name: 'iam', start: starter(iamConfigSchema, startIamSubgraph), entry: 'subgraphs/iam/dist/main.js' },
-  { name: 'billing', start: starter(subgraphConfigSchema, startBillingSubgraph), entry: 'subgraphs/billing/dist/main.js' },
+  { name: 'billing', start: starter(billingConfigSchema, startBillingSubgraph), entry: 'subgraphs/billing/dist/main.js' },
   { name: 'evidence', start: starter(subgraphConfigSchema, startEvidenceSubgraph), entry: 'subgraphs/evidence/dist/main.js' },
   { name: 'gpuaas', start: starter(subgraphConfigSchema, startGpuaasSubgraph), entry: 'subgraphs/gpuaas/dist/main.js' },
   { name: 'appplatform', start: starter(subgraphConfigSchema, startAppplatformSubgraph), entry: 'subgraphs/appplatform/dist/main.js' },

@@ -296,12 +296,17 @@ export class LedgerStore {
     );
   }
 
-  /** Adds spend to the pools in this transaction's calendar month (UTC), the month its transfers are stamped with. */
+  /**
+   * Adds spend to the pools in this transaction's calendar month (UTC), the
+   * month its transfers are stamped with: posted_at keeps milliseconds, so the
+   * month is taken from the time rounded the same way (a posting in a month's
+   * last half millisecond belongs to the next).
+   */
   async applySpend(tx: Tx, deltas: readonly BudgetDelta[]): Promise<void> {
     if (deltas.length === 0) return;
     await tx.query(
       `INSERT INTO budget_spend AS b (pool_level, pool_id, period, organization_id, spent)
-       SELECT d.level, d.id, date_trunc('month', CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::date, d.organization_id, d.spent
+       SELECT d.level, d.id, date_trunc('month', CURRENT_TIMESTAMP::timestamptz(3) AT TIME ZONE 'UTC')::date, d.organization_id, d.spent
        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int8[]) AS d(level, id, organization_id, spent)
        ORDER BY 1, 2
        ON CONFLICT (pool_level, pool_id, period) DO UPDATE SET spent = b.spent + EXCLUDED.spent, updated_at = CURRENT_TIMESTAMP`,

@@ -1,8 +1,8 @@
 import type { SubgraphHttpRoute } from '@aifactory/subgraph-kit';
 import type { BillingServices } from '../services.js';
+import { reservationRoutes } from './reservation-routes.js';
 
 /** billing's REST routes beside /graphql. */
 export function billingHttpRoutes(services: BillingServices): SubgraphHttpRoute[] {
-  void services;
-  return [];
+  return [...reservationRoutes(services.reservations)];
 }

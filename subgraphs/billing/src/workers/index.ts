@@ -1,6 +1,11 @@
+import { systemClock } from '@aifactory/clock';
 import type { ConnectedServices } from '@aifactory/subgraph-kit';
 import type { BillingConfig } from '../config.js';
 import type { BillingServices } from '../services.js';
+import { startHierarchyProjection } from './hierarchy-projection.js';
+import { startLedgerCheck } from './ledger-check.js';
+import { startPromotionalExpiry } from './promotional-expiry.js';
+import { startReservationExpiry } from './reservation-expiry.js';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -13,9 +18,35 @@ interface Stoppable {
 export async function startBillingWorkers(services: BillingServices, config: BillingConfig, connected: ConnectedServices): Promise<Stoppable> {
   const started: Stoppable[] = [];
   try {
-    void services;
-    void config;
-    void connected;
+    started.push(
+      await startHierarchyProjection({
+        nc: connected.nats,
+        subjectPrefix: connected.subjectPrefix,
+        pool: services.database.pool,
+        schema: services.database.schema,
+        logger: connected.logger,
+        metrics: connected.metrics,
+      }),
+    );
+    services.reservations.attachMetrics(connected.metrics);
+    started.push(startReservationExpiry({ reservations: services.reservations, metrics: connected.metrics, logger: connected.logger }));
+    started.push(
+      startPromotionalExpiry({
+        promotionalCredit: services.promotionalCredit,
+        clock: systemClock,
+        everyMs: config.BILLING_PROMOTIONAL_EXPIRY_INTERVAL_MS,
+        logger: connected.logger,
+      }),
+    );
+    started.push(
+      startLedgerCheck({
+        pool: services.database.pool,
+        status: services.status,
+        everyMs: config.BILLING_LEDGER_CHECK_INTERVAL_MS,
+        logger: connected.logger,
+        metrics: connected.metrics,
+      }),
+    );
   } catch (error) {
     await stopAll(started);
     throw error;

@@ -1,5 +1,6 @@
 import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AccessModelReader } from '@aifactory/access-model';
 import type { Principal } from '@aifactory/service-auth';
 import type { SubgraphHttpRoute } from '@aifactory/subgraph-kit';
 import type { AuditEvent } from '../data/audit-log.js';
@@ -44,6 +45,8 @@ describe('auditExportRoute', () => {
         correlationId: 'audit-export-0001',
         route: 'GET /api/audit-events.csv',
         call: { principal: admin, issuer: 'gateway', correlationId: 'audit-export-0001', actor: undefined },
+        // The export reads no policy.
+        accessModel: {} as AccessModelReader,
       };
       handled = route.handle(ctx);
     });

@@ -1,5 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { AccountDirectory, AccountService, AccountStore, inTransaction, Ledger, openBillingDatabase, type PostingSpec } from '@aifactory/billing/ledger-kit';
+import type { PolicyKeyDef, PolicySnapshot } from '@aifactory/authz';
+import {
+  AccountDirectory,
+  AccountService,
+  AccountStore,
+  inTransaction,
+  Ledger,
+  openBillingDatabase,
+  Reservations,
+  type PolicySource,
+  type PostingSpec,
+} from '@aifactory/billing/ledger-kit';
+import { loadRegistryData } from '@aifactory/contracts';
 import { createTestDatabase } from '@aifactory/testing';
 import type pg from 'pg';
 import { inBenchWorkspace, parseSideBySideArgs } from './bench-run.js';
@@ -22,7 +34,10 @@ interface Organization {
  * transaction (a charge: the organization's funds row locked, its posting and
  * transfer written, balances, funds and three budget rows updated) against
  * a plain INSERT of the same posting and transfer rows; then batches of
- * postings in one transaction against one multi-row INSERT of the same rows.
+ * postings in one transaction against one multi-row INSERT of the same rows;
+ * then reservations (the funds row and three budget rows held in one
+ * statement, the reservation written) against a plain INSERT of the same
+ * reservation row.
  */
 export async function runLedgerBench(args: string[]): Promise<number> {
   const parsed = parseSideBySideArgs(args, { batch: '500', organizations: '64' }, USAGE);
@@ -60,14 +75,48 @@ export async function runLedgerBench(args: string[]): Promise<number> {
       { name: `batches of ${batch}`, durationMs, concurrency, rounds },
     );
 
+    await registerProjects(database.pool, organizations);
+    const reservations = new Reservations(database.pool, ledger);
+    const policy = policyOf(organizations);
+    const reserve = (org: Organization) =>
+      reservations.reserve(
+        { caller: 'gpuaas', organizationId: org.id, projectId: org.projectId, amount: 1n, ttlSeconds: 600, idempotencyKey: randomUUID(), actor: ACTOR, correlationId: 'bench' },
+        policy,
+      );
+    const reserved = await measureSideBySide(
+      async () => {
+        await reserve(pick());
+      },
+      () => rawReservation(database.pool, pick()),
+      { name: 'reserve', durationMs, concurrency, rounds },
+    );
+    const cycle = await measureSideBySide(
+      async () => {
+        const { reservation } = await reserve(pick());
+        await reservations.post('gpuaas', reservation.id, 1n, ACTOR, 'bench');
+      },
+      async () => {
+        const org = pick();
+        await rawReservation(database.pool, org);
+        await rawInsert(database.pool, [rawRow(org, revenue)]);
+      },
+      { name: 'reserve then post', durationMs, concurrency, rounds },
+    );
+
     process.stdout.write(
       `\n## Ledger postings against raw INSERTs (${concurrency} concurrent clients, ${counts.organizations} organizations)\n\n` +
         postingsTable([
           ['one per transaction', single.on, single.off, 1],
           [`batches of ${batch}`, batched.on, batched.off, batch],
+        ]) +
+        `\n## Reservations against raw INSERTs (${concurrency} concurrent clients)\n\n` +
+        reservationsTable([
+          ['reserve', reserved.on, reserved.off],
+          ['reserve, then post', cycle.on, cycle.off],
         ]),
     );
-    return single.on.errors + single.off.errors + batched.on.errors + batched.off.errors === 0 ? 0 : 1;
+    const errors = [single, batched, reserved, cycle].reduce((sum, side) => sum + side.on.errors + side.off.errors, 0);
+    return errors === 0 ? 0 : 1;
   });
 }
 
@@ -148,6 +197,50 @@ async function rawInsert(pool: pg.Pool, rows: readonly RawRow[]): Promise<void> 
   } finally {
     client.release();
   }
+}
+
+/** Billing learns projects from iam's events; the bench has no iam, so it writes its read model directly. */
+async function registerProjects(pool: pg.Pool, organizations: readonly Organization[]): Promise<void> {
+  await pool.query(
+    `INSERT INTO projects (id, organization_id, department_id, name, status, version)
+     SELECT p, o, d, 'bench', 'active', 1 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS r(p, o, d)`,
+    [organizations.map((o) => o.projectId), organizations.map((o) => o.id), organizations.map((o) => o.departmentId)],
+  );
+}
+
+/** Each organization's policy as IAM would publish it: the registry's defaults, nothing set; always fresh. */
+function policyOf(organizations: readonly Organization[]): PolicySource {
+  const keys = Object.fromEntries(
+    loadRegistryData().policyKeys.map((row): [string, PolicyKeyDef] => [
+      row.key,
+      { key: row.key, type: row.type, unit: row.unit, default: row.default, direction: row.direction, application: row.application, enumValues: row.enumValues, description: row.description, lifecycle: row.lifecycle },
+    ]),
+  );
+  const snapshots = new Map<string, PolicySnapshot>(
+    organizations.map((org) => [
+      org.id,
+      { version: 1, organizationId: org.id, planId: null, keys, layers: { global: {}, plan: {}, organization: {}, departments: {}, projects: {} }, publishedAt: new Date().toISOString() },
+    ]),
+  );
+  return { ageMs: () => 0, policy: (organizationId) => snapshots.get(organizationId) };
+}
+
+/** The same reservation row `reserve` writes, with nothing held and nothing checked. */
+async function rawReservation(pool: pg.Pool, org: Organization): Promise<void> {
+  await pool.query(
+    `INSERT INTO reservations (organization_id, department_id, project_id, currency, amount, period, caller, idempotency_key, fingerprint,
+       actor, correlation_id, expires_at)
+     VALUES ($1, $2, $3, 'USD', 1, date_trunc('month', now())::date, 'raw', $4, 'raw', $5::jsonb, 'bench', now() + interval '10 minutes')`,
+    [org.id, org.departmentId, org.projectId, randomUUID(), JSON.stringify(ACTOR)],
+  );
+}
+
+function reservationsTable(rows: Array<[string, SideRow, SideRow]>): string {
+  let table = '| operation | ledger ops/s | raw ops/s | ledger / raw | ledger p50 ms | ledger p99 ms | raw p50 ms | raw p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|\n';
+  for (const [operation, ledger, raw] of rows) {
+    table += `| ${operation} | ${fmt(ledger.rps, 0)} | ${fmt(raw.rps, 0)} | ${fmt(ledger.rps / raw.rps, 2)}x | ${fmt(ledger.p50)} | ${fmt(ledger.p99)} | ${fmt(raw.p50)} | ${fmt(raw.p99)} | ${ledger.errors + raw.errors} |\n`;
+  }
+  return table;
 }
 
 function postingsTable(rows: Array<[string, SideRow, SideRow, number]>): string {

@@ -1,0 +1,37 @@
+import type { Logger } from '@aifactory/logging';
+
+export interface PeriodicTask {
+  /** Stops the timer and waits for a round in flight to finish. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `round` at once and then `everyMs` after each round ends, so rounds
+ * never overlap. A failed round is logged and the next one runs on time:
+ * background work must outlive a database blip.
+ */
+export function startPeriodicTask(options: { name: string; everyMs: number; logger: Logger; round: () => Promise<void> }): PeriodicTask {
+  const { name, everyMs, logger, round } = options;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  const run = () => {
+    running = round()
+      .catch((error: unknown) => logger.error({ err: error, task: name }, `${name} failed; it runs again in ${everyMs} ms`))
+      .finally(() => {
+        running = undefined;
+        if (stopped) return;
+        timer = setTimeout(run, everyMs);
+        // A server keeps the process alive; this timer alone never should.
+        timer.unref();
+      });
+  };
+  run();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
