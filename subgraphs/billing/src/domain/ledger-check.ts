@@ -75,8 +75,11 @@ const store = new LedgerCheckStore();
  * meanwhile cannot make a consistent ledger look inconsistent. The verdict
  * is recorded as a ledger_checks row.
  */
-export async function checkLedger(pool: pg.Pool, options: { trigger: LedgerCheckTrigger }): Promise<LedgerCheckResult> {
-  const client = await pool.connect();
+export async function checkLedger(db: pg.Pool | pg.PoolClient, options: { trigger: LedgerCheckTrigger }): Promise<LedgerCheckResult> {
+  // On a connection the caller holds (the scheduled check's, which carries its advisory lock), else one of the pool's:
+  // never both at once, so a pool of one connection is enough.
+  const own = !('release' in db);
+  const client = own ? await db.connect() : db;
   let broken = false;
   let startedAt: Date;
   let mismatches: LedgerMismatch[];
@@ -130,9 +133,10 @@ export async function checkLedger(pool: pg.Pool, options: { trigger: LedgerCheck
       throw error;
     }
   } finally {
-    client.release(broken);
+    if (own) client.release(broken);
   }
-  const recorded = await store.record(pool, { trigger: options.trigger, ok: mismatches.length === 0, mismatches, startedAt });
+  if (broken) throw new Error('the ledger check lost its connection');
+  const recorded = await store.record(db, { trigger: options.trigger, ok: mismatches.length === 0, mismatches, startedAt });
   return { id: recorded.id, trigger: options.trigger, ok: recorded.ok, startedAt: recorded.started_at, finishedAt: recorded.finished_at, mismatches };
 }
 

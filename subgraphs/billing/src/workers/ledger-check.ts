@@ -32,6 +32,15 @@ export type ScheduledCheckOutcome =
  */
 export async function runScheduledLedgerCheck(options: Omit<LedgerCheckOptions, 'logger'>): Promise<ScheduledCheckOutcome> {
   const { pool, status, everyMs } = options;
+  const check = await checkUnderLock(pool, everyMs);
+  if (!('id' in check)) return check;
+  // After the lock's connection went back: applying the verdict takes a connection of its own (a pool of one suffices).
+  const { changed } = await status.applyLedgerCheck(check, ACTOR);
+  return { ran: true, check, statusChanged: changed };
+}
+
+/** The check itself, on the connection that holds the advisory lock; or why this round does not check. */
+async function checkUnderLock(pool: pg.Pool, everyMs: number): Promise<LedgerCheckResult | Extract<ScheduledCheckOutcome, { ran: false }>> {
   const lock = await pool.connect();
   let broken = false;
   try {
@@ -39,9 +48,7 @@ export async function runScheduledLedgerCheck(options: Omit<LedgerCheckOptions, 
     if (!rows[0]!.locked) return { ran: false, reason: 'another instance is checking' };
     try {
       if (await checks.checkedWithin(lock, (everyMs * RECENT_SHARE) / 1000)) return { ran: false, reason: 'checked recently' };
-      const check = await checkLedger(pool, { trigger: 'scheduled' });
-      const { changed } = await status.applyLedgerCheck(check, ACTOR);
-      return { ran: true, check, statusChanged: changed };
+      return await checkLedger(lock, { trigger: 'scheduled' });
     } finally {
       await lock.query('SELECT pg_advisory_unlock(hashtext($1))', [LOCK_NAME]).catch(() => {
         // The connection failed: closing it is what lets go of the lock.
