@@ -174,20 +174,19 @@ const text = (values: readonly (bigint | number)[]) => values.map((value) => val
 /**
  * The ledger's SQL. Every write runs inside the caller's transaction; the
  * statements take multi-row arrays, so a batch of postings costs the same
- * number of round trips as one.
+ * number of round trips as one. Each is a named (prepared) statement: a
+ * connection plans it once, not on every posting.
  */
 export class LedgerStore {
   /** Inserts the postings whose ids are new; returns those it inserted (the others already exist). */
   async insertPostings(tx: Tx, postings: readonly NewPosting[]): Promise<PostingRecord[]> {
     if (postings.length === 0) return [];
-    const { rows } = await tx.query<PostingRow>(
-      `INSERT INTO postings (id, kind, organization_id, department_id, project_id, currency, fingerprint, description, metadata,
+    const { rows } = await tx.query<PostingRow>({ name: 'ledger_insert_postings', text: `INSERT INTO postings (id, kind, organization_id, department_id, project_id, currency, fingerprint, description, metadata,
          actor, correlation_id, flagged)
        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::bpchar[], $7::text[], $8::text[],
          $9::jsonb[], $10::jsonb[], $11::text[], $12::boolean[])
        ON CONFLICT (id) DO NOTHING
-       RETURNING ${POSTING_COLUMNS}`,
-      [
+       RETURNING ${POSTING_COLUMNS}`, values: [
         postings.map((p) => p.id),
         postings.map((p) => p.kind),
         postings.map((p) => p.organizationId),
@@ -200,35 +199,29 @@ export class LedgerStore {
         postings.map((p) => JSON.stringify(p.actor)),
         postings.map((p) => p.correlationId),
         postings.map((p) => p.flagged),
-      ],
-    );
+      ] });
     return rows.map(postingOf);
   }
 
   async findPostings(tx: Tx, ids: readonly string[]): Promise<PostingRecord[]> {
     if (ids.length === 0) return [];
-    const { rows } = await tx.query<PostingRow>(`SELECT ${POSTING_COLUMNS} FROM postings WHERE id = ANY($1::text[])`, [ids]);
+    const { rows } = await tx.query<PostingRow>({ name: 'ledger_find_postings', text: `SELECT ${POSTING_COLUMNS} FROM postings WHERE id = ANY($1::text[])`, values: [ids] });
     return rows.map(postingOf);
   }
 
   async transfersOf(tx: Tx, postingIds: readonly string[]): Promise<TransferRecord[]> {
     if (postingIds.length === 0) return [];
-    const { rows } = await tx.query<TransferRow>(
-      `SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE posting_id = ANY($1::text[]) ORDER BY posting_id, ordinal`,
-      [postingIds],
-    );
+    const { rows } = await tx.query<TransferRow>({ name: 'ledger_transfers_of', text: `SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE posting_id = ANY($1::text[]) ORDER BY posting_id, ordinal`, values: [postingIds] });
     return rows.map(transferOf);
   }
 
   async insertTransfers(tx: Tx, transfers: readonly NewTransfer[]): Promise<TransferRecord[]> {
     if (transfers.length === 0) return [];
-    const { rows } = await tx.query<TransferRow>(
-      `INSERT INTO transfers (posting_id, ordinal, debit_account_id, credit_account_id, amount, currency, code,
+    const { rows } = await tx.query<TransferRow>({ name: 'ledger_insert_transfers', text: `INSERT INTO transfers (posting_id, ordinal, debit_account_id, credit_account_id, amount, currency, code,
          organization_id, department_id, project_id)
        SELECT * FROM unnest($1::text[], $2::int2[], $3::uuid[], $4::uuid[], $5::int8[], $6::bpchar[], $7::text[],
          $8::uuid[], $9::uuid[], $10::uuid[])
-       RETURNING ${TRANSFER_COLUMNS}`,
-      [
+       RETURNING ${TRANSFER_COLUMNS}`, values: [
         transfers.map((t) => t.postingId),
         transfers.map((t) => t.ordinal),
         transfers.map((t) => t.debitAccountId),
@@ -239,8 +232,7 @@ export class LedgerStore {
         transfers.map((t) => t.organizationId),
         transfers.map((t) => t.departmentId),
         transfers.map((t) => t.projectId),
-      ],
-    );
+      ] });
     return rows.map(transferOf);
   }
 
@@ -252,11 +244,8 @@ export class LedgerStore {
   async lockFunds(tx: Tx, organizationIds: readonly string[]): Promise<Map<string, { paid: bigint; promotional: bigint; reserved: bigint; currency: string }>> {
     const locked = new Map<string, { paid: bigint; promotional: bigint; reserved: bigint; currency: string }>();
     if (organizationIds.length === 0) return locked;
-    const { rows } = await tx.query<{ organization_id: string; paid: string; promotional: string; reserved: string; currency: string }>(
-      `SELECT organization_id, paid, promotional, reserved, currency FROM organization_funds
-       WHERE organization_id = ANY($1::uuid[]) ORDER BY organization_id FOR UPDATE`,
-      [[...new Set(organizationIds)]],
-    );
+    const { rows } = await tx.query<{ organization_id: string; paid: string; promotional: string; reserved: string; currency: string }>({ name: 'ledger_lock_funds', text: `SELECT organization_id, paid, promotional, reserved, currency FROM organization_funds
+       WHERE organization_id = ANY($1::uuid[]) ORDER BY organization_id FOR UPDATE`, values: [[...new Set(organizationIds)]] });
     for (const row of rows) {
       locked.set(row.organization_id, {
         paid: bigintOf(row.paid),
@@ -271,29 +260,23 @@ export class LedgerStore {
   /** Applies funds deltas to rows `lockFunds` holds; returns how many rows it changed. */
   async applyFunds(tx: Tx, deltas: readonly FundsDelta[]): Promise<number> {
     if (deltas.length === 0) return 0;
-    const result = await tx.query(
-      `UPDATE organization_funds f
+    const result = await tx.query({ name: 'ledger_apply_funds', text: `UPDATE organization_funds f
        SET paid = f.paid + d.paid, promotional = f.promotional + d.promotional, reserved = f.reserved - d.released,
            updated_at = CURRENT_TIMESTAMP
        FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[]) AS d(organization_id, paid, promotional, released)
-       WHERE f.organization_id = d.organization_id`,
-      [deltas.map((d) => d.organizationId), text(deltas.map((d) => d.paid)), text(deltas.map((d) => d.promotional)), text(deltas.map((d) => d.released))],
-    );
+       WHERE f.organization_id = d.organization_id`, values: [deltas.map((d) => d.organizationId), text(deltas.map((d) => d.paid)), text(deltas.map((d) => d.promotional)), text(deltas.map((d) => d.released))] });
     return result.rowCount ?? 0;
   }
 
   /** Adds posted debits and credits to each (account, shard) row, in key order. */
   async applyBalances(tx: Tx, deltas: readonly BalanceDelta[]): Promise<void> {
     if (deltas.length === 0) return;
-    await tx.query(
-      `INSERT INTO account_balances AS b (account_id, shard, debits_posted, credits_posted)
+    await tx.query({ name: 'ledger_apply_balances', text: `INSERT INTO account_balances AS b (account_id, shard, debits_posted, credits_posted)
        SELECT * FROM unnest($1::uuid[], $2::int2[], $3::int8[], $4::int8[]) AS d(account_id, shard, debits, credits)
        ORDER BY 1, 2
        ON CONFLICT (account_id, shard) DO UPDATE
        SET debits_posted = b.debits_posted + EXCLUDED.debits_posted, credits_posted = b.credits_posted + EXCLUDED.credits_posted,
-           updated_at = CURRENT_TIMESTAMP`,
-      [deltas.map((d) => d.accountId), deltas.map((d) => d.shard), text(deltas.map((d) => d.debits)), text(deltas.map((d) => d.credits))],
-    );
+           updated_at = CURRENT_TIMESTAMP`, values: [deltas.map((d) => d.accountId), deltas.map((d) => d.shard), text(deltas.map((d) => d.debits)), text(deltas.map((d) => d.credits))] });
   }
 
   /**
@@ -304,24 +287,18 @@ export class LedgerStore {
    */
   async applySpend(tx: Tx, deltas: readonly BudgetDelta[]): Promise<void> {
     if (deltas.length === 0) return;
-    await tx.query(
-      `INSERT INTO budget_spend AS b (pool_level, pool_id, period, organization_id, spent)
+    await tx.query({ name: 'ledger_apply_spend', text: `INSERT INTO budget_spend AS b (pool_level, pool_id, period, organization_id, spent)
        SELECT d.level, d.id, date_trunc('month', CURRENT_TIMESTAMP::timestamptz(3) AT TIME ZONE 'UTC')::date, d.organization_id, d.spent
        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int8[]) AS d(level, id, organization_id, spent)
        ORDER BY 1, 2
-       ON CONFLICT (pool_level, pool_id, period) DO UPDATE SET spent = b.spent + EXCLUDED.spent, updated_at = CURRENT_TIMESTAMP`,
-      [deltas.map((d) => d.level), deltas.map((d) => d.id), deltas.map((d) => d.organizationId), text(deltas.map((d) => d.spent))],
-    );
+       ON CONFLICT (pool_level, pool_id, period) DO UPDATE SET spent = b.spent + EXCLUDED.spent, updated_at = CURRENT_TIMESTAMP`, values: [deltas.map((d) => d.level), deltas.map((d) => d.id), deltas.map((d) => d.organizationId), text(deltas.map((d) => d.spent))] });
   }
 
   /** Lets go of reservation holds on budget rows, which the reservation created. */
   async releaseBudgets(tx: Tx, releases: readonly BudgetRelease[]): Promise<void> {
     if (releases.length === 0) return;
-    await tx.query(
-      `UPDATE budget_spend b SET reserved = b.reserved - d.amount, updated_at = CURRENT_TIMESTAMP
+    await tx.query({ name: 'ledger_release_budgets', text: `UPDATE budget_spend b SET reserved = b.reserved - d.amount, updated_at = CURRENT_TIMESTAMP
        FROM unnest($1::text[], $2::uuid[], $3::date[], $4::int8[]) AS d(level, id, period, amount)
-       WHERE b.pool_level = d.level AND b.pool_id = d.id AND b.period = d.period`,
-      [releases.map((r) => r.level), releases.map((r) => r.id), releases.map((r) => r.period), text(releases.map((r) => r.amount))],
-    );
+       WHERE b.pool_level = d.level AND b.pool_id = d.id AND b.period = d.period`, values: [releases.map((r) => r.level), releases.map((r) => r.id), releases.map((r) => r.period), text(releases.map((r) => r.amount))] });
   }
 }

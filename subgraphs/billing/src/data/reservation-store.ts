@@ -2,7 +2,7 @@ import type { Actor } from '@aifactory/contracts';
 import type { Queryable } from '@aifactory/events';
 import { bigintOf } from '../domain/money.js';
 import type { BudgetPool } from './ledger-store.js';
-import type { Tx } from './transactions.js';
+import type { Db, Tx } from './transactions.js';
 
 export const RESERVATION_STATUSES = ['pending', 'posted', 'voided', 'expired'] as const;
 export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
@@ -141,20 +141,17 @@ const CURRENT_PERIOD = `date_trunc('month', CURRENT_TIMESTAMP AT TIME ZONE 'UTC'
  * reservation, organization funds, account balances, budget spend).
  */
 export class ReservationStore {
-  async findByKey(db: Queryable, caller: string, idempotencyKey: string): Promise<ReservationRecord | undefined> {
-    const { rows } = await db.query<ReservationRow>(`SELECT ${COLUMNS} FROM reservations r WHERE r.caller = $1 AND r.idempotency_key = $2`, [
+  async findByKey(db: Db, caller: string, idempotencyKey: string): Promise<ReservationRecord | undefined> {
+    const { rows } = await db.query<ReservationRow>({ name: 'reservation_find_by_key', text: `SELECT ${COLUMNS} FROM reservations r WHERE r.caller = $1 AND r.idempotency_key = $2`, values: [
       caller,
       idempotencyKey,
-    ]);
+    ] });
     return rows[0] === undefined ? undefined : reservationOf(rows[0]);
   }
 
   /** The project as billing's read model of iam has it; undefined before its event arrived. */
-  async project(db: Queryable, projectId: string): Promise<ProjectFacts | undefined> {
-    const { rows } = await db.query<{ organization_id: string; department_id: string; status: string }>(
-      'SELECT organization_id, department_id, status FROM projects WHERE id = $1',
-      [projectId],
-    );
+  async project(db: Db, projectId: string): Promise<ProjectFacts | undefined> {
+    const { rows } = await db.query<{ organization_id: string; department_id: string; status: string }>({ name: 'reservation_project', text: 'SELECT organization_id, department_id, status FROM projects WHERE id = $1', values: [projectId] });
     const row = rows[0];
     return row === undefined ? undefined : { organizationId: row.organization_id, departmentId: row.department_id, status: row.status };
   }
@@ -170,8 +167,7 @@ export class ReservationStore {
    * transaction back, which undoes whatever part did apply.
    */
   async hold(tx: Tx, hold: NewHold): Promise<HoldOutcome> {
-    const { rows } = await tx.query<ReservationRow & { funds_held: boolean; over_limit: string[] | null }>(
-      `WITH funds AS (
+    const { rows } = await tx.query<ReservationRow & { funds_held: boolean; over_limit: string[] | null }>({ name: 'reservation_hold', text: `WITH funds AS (
          UPDATE organization_funds f SET reserved = f.reserved + $2::int8, updated_at = CURRENT_TIMESTAMP
          WHERE f.organization_id = $1::uuid AND f.paid::numeric + f.promotional - f.reserved >= $2::int8
          RETURNING f.organization_id, f.currency
@@ -203,8 +199,7 @@ export class ReservationStore {
        SELECT EXISTS (SELECT 1 FROM funds) AS funds_held,
               ARRAY(SELECT c.level || ':' || c.id FROM checked c WHERE NOT c.fits ORDER BY c.ordinal) AS over_limit,
               inserted.*
-       FROM (SELECT 1) AS one LEFT JOIN inserted ON true`,
-      [
+       FROM (SELECT 1) AS one LEFT JOIN inserted ON true`, values: [
         hold.organizationId,
         hold.amount.toString(),
         hold.pools.map((pool) => pool.level),
@@ -219,8 +214,7 @@ export class ReservationStore {
         JSON.stringify(hold.actor),
         hold.correlationId,
         hold.ttlSeconds,
-      ],
-    );
+      ] });
     const row = rows[0]!;
     const overLimit = (row.over_limit ?? []).map((text): BudgetPool => {
       const [level, id] = text.split(':') as [BudgetPool['level'], string];

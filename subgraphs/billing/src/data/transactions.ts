@@ -3,6 +3,9 @@ import type pg from 'pg';
 /** A connection inside a transaction that `inTransaction` opened; commit and rollback are its business. */
 export type Tx = pg.PoolClient;
 
+/** The pool, or a connection taken from it: anything that runs a (named) statement. */
+export type Db = pg.Pool | pg.PoolClient;
+
 /** Deadlock and serialization failures: Postgres rolled the transaction back, and running it again is safe. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const ATTEMPTS = 3;

@@ -127,9 +127,16 @@ export class Ledger {
   }
 
   /** Posts inside the caller's transaction, which must commit for anything to count. */
-  async postIn(tx: Tx, specs: readonly PostingSpec[]): Promise<PostingResult[]> {
+  postIn(tx: Tx, specs: readonly PostingSpec[]): Promise<PostingResult[]> {
+    return this.postLocking(tx, specs, new Set());
+  }
+
+  /** `postIn`, skipping the funds rows this transaction has locked already (a charge reads them first). */
+  private async postLocking(tx: Tx, specs: readonly PostingSpec[], locked: ReadonlySet<string>): Promise<PostingResult[]> {
     const { checked, facts } = await this.check(tx, specs);
-    const organizations = [...new Set(checked.flatMap((c) => (c.spec.organizationId ? [c.spec.organizationId] : [])))].sort();
+    const organizations = [...new Set(checked.flatMap((c) => (c.spec.organizationId ? [c.spec.organizationId] : [])))]
+      .filter((organizationId) => !locked.has(organizationId))
+      .sort();
     const funds = await this.store.lockFunds(tx, organizations);
     for (const organizationId of organizations) {
       if (!funds.has(organizationId)) {
@@ -197,7 +204,7 @@ export class Ledger {
     if (fromPaid > 0n) {
       transfers.push({ debitAccountId: accounts.customer_balance.id, creditAccountId: revenue.id, amount: fromPaid, code: 'spend' });
     }
-    const [result] = await this.postIn(tx, [
+    const [result] = await this.postLocking(tx, [
       {
         id: spec.postingId,
         kind: spec.kind,
@@ -220,7 +227,7 @@ export class Ledger {
         },
         ...(spec.release ? { release: spec.release } : {}),
       },
-    ]);
+    ], new Set([spec.organizationId]));
     return result!;
   }
 
