@@ -109,8 +109,9 @@ export async function runConsumer<P>(options: RunConsumerOptions<P>): Promise<Ru
       try {
         messages = await jsConsumer.consume({ max_messages: Math.max(2 * batchSize, 10) });
         if (stopping) {
-          // stop() came while the pull was being set up and found nothing to close.
-          await messages.close();
+          // stop() came while the pull was being set up and found nothing to close. Not awaited:
+          // nothing will read up to the stop it queues (see stop()).
+          void messages.close();
           break;
         }
         void logNotifications(messages, log);
@@ -132,7 +133,11 @@ export async function runConsumer<P>(options: RunConsumerOptions<P>): Promise<Ru
       if (stopping) return reading;
       stopping = true;
       wake?.();
-      await messages?.close();
+      // close() queues a stop behind the messages the iterator has buffered and resolves only
+      // when someone reads up to it; the loop leaves at its next batch instead, so waiting for
+      // close() would wait forever whenever messages were buffered. Those stay unacked and are
+      // redelivered after ack_wait.
+      void messages?.close();
       await reading;
       metrics.unregister();
     },
