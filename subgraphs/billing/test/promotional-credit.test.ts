@@ -157,6 +157,33 @@ describe('promotional credit', () => {
     ]);
   });
 
+  it('draws each charge from the grant expiring first at that moment, so a grant added later expires with all of itself', async () => {
+    const { organizationId } = await fixture.organization({ paid: 10_000n });
+    const later = await grant(organizationId, 100n, { expiresAt: new Date(clock.nowMs() + 20 * DAY_MS) });
+    await charge(organizationId, 100n);
+    // Granted after that spend, expiring before the spent grant: none of it was spent.
+    const sooner = await grant(organizationId, 100n, { expiresAt: new Date(clock.nowMs() + 10 * DAY_MS) });
+    expect(await funds(organizationId)).toEqual({ paid: '10000', promotional: '100' });
+
+    const first = await expireAt(organizationId, new Date(clock.nowMs() + 10 * DAY_MS));
+    expect(first.map((expiry) => [expiry.grant.id, expiry.grant.expiredAmount])).toEqual([[sooner.grant.id, 100n]]);
+    expect(await funds(organizationId)).toEqual({ paid: '10000', promotional: '0' });
+    const second = await expireAt(organizationId, new Date(clock.nowMs() + 20 * DAY_MS));
+    expect(second.map((expiry) => [expiry.grant.id, expiry.grant.expiredAmount, expiry.posting])).toEqual([[later.grant.id, 0n, undefined]]);
+  });
+
+  it('draws a repeated charge once', async () => {
+    const { organizationId } = await fixture.organization({ paid: 10_000n });
+    const granted = await grant(organizationId, 1_000n);
+    const postingId = `usage:${randomUUID()}`;
+    const once = () =>
+      inTransaction(fixture.database.pool, (tx) => fixture.ledger.chargeIn(tx, { postingId, kind: 'usage', organizationId, amount: 400n, actor: testActor }));
+    await once();
+    await once();
+    const { rows } = await fixture.admin.query('SELECT remaining::text FROM promotional_grants WHERE id = $1', [granted.grant.id]);
+    expect(rows).toEqual([{ remaining: '600' }]);
+  });
+
   it('expires a grant spent in full with nothing to post', async () => {
     const { organizationId } = await fixture.organization({ paid: 1_000n });
     const spent = await grant(organizationId, 400n, { expiresAt: new Date(clock.nowMs() + 5 * DAY_MS) });

@@ -162,6 +162,24 @@ describe('reservations', () => {
       await expect(reserve(org, { amount: 800n }, layers)).resolves.toMatchObject({ created: true });
     });
 
+    it('counts a hold of last month, which will post into this one, against this month\'s budget', async () => {
+      const org = await fundedOrg(50_000n);
+      const layers = { organization: { [BUDGET_KEY]: '2000' } };
+      const { reservation } = await reserve(org, { amount: 1_500n }, layers);
+      // As if it had been made before the month turned: its hold sits in last month's rows.
+      await f.admin.query(
+        `UPDATE budget_spend SET period = (period - interval '1 month')::date WHERE organization_id = $1`,
+        [org.organizationId],
+      );
+      await f.admin.query(`UPDATE reservations SET period = (period - interval '1 month')::date WHERE id = $1`, [reservation.id]);
+      expect((await failure(reserve(org, { amount: 501n }, layers))).code).toBe('BILLING_BUDGET_EXCEEDED');
+      await expect(reserve(org, { amount: 500n }, layers)).resolves.toMatchObject({ created: true });
+      // Settled, it lets go of last month's hold and spends in this month.
+      await reservations.post(GPUAAS, reservation.id, 1_500n, actor, 'corr-post');
+      expect(await budgets(org)).toMatchObject({ organization: { spent: '1500', reserved: '500' } });
+      expect((await failure(reserve(org, { amount: 1n }, layers))).code).toBe('BILLING_BUDGET_EXCEEDED');
+    });
+
     it('counts promotional credit as funds', async () => {
       const org = await fundedOrg(100n, 900n);
       await expect(reserve(org, { amount: 1_000n })).resolves.toMatchObject({ created: true });
@@ -186,6 +204,15 @@ describe('reservations', () => {
       expect(new Set(results.map((result) => result.reservation.id)).size).toBe(1);
       expect(results.filter((result) => result.created)).toHaveLength(1);
       expect((await funds(org.organizationId)).reserved).toBe('700');
+    });
+
+    it('answers a retry racing its original with the first reservation when only one hold fits', async () => {
+      const org = await fundedOrg(1_000n);
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => reserve(org, { idempotencyKey: 'one-fits', amount: 1_000n })));
+      expect(results.map((result) => result.status)).toEqual(Array(8).fill('fulfilled'));
+      const answers = results.map((result) => (result as PromiseFulfilledResult<Awaited<ReturnType<typeof reserve>>>).value);
+      expect(new Set(answers.map((answer) => answer.reservation.id)).size).toBe(1);
+      expect((await funds(org.organizationId)).reserved).toBe('1000');
     });
 
     it('refuses a project billing does not know, one of another organization, and an archived one', async () => {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { AppError } from '@aifactory/errors';
 import type { Queryable } from '@aifactory/events';
 
 export const ORGANIZATION_ACCOUNT_KINDS = ['customer_balance', 'promotional_credit', 'disputes_held'] as const;
@@ -86,11 +87,13 @@ export class AccountDirectory {
   }
 
   /**
-   * The platform account of a kind in a currency. Billing opens all four with
-   * an organization's accounts (AccountStore.ensureAccounts), so this is a read
-   * on the caller's connection; one missing is opened on a connection of its
-   * own, on purpose: an account remembered here must exist even if the
-   * caller's transaction rolls back.
+   * The platform account of a kind in a currency, read on the caller's
+   * connection (inside a transaction, pass it: a transaction must not wait on
+   * the pool). Billing opens all four with an organization's accounts
+   * (AccountStore.ensureAccounts), so one is missing only before any
+   * organization in that currency: read on the pool, it is then opened; inside
+   * a transaction that is refused, since an account opened there could still
+   * roll back after being remembered here.
    */
   async platformAccount(kind: PlatformAccountKind, currency: string, db: Queryable = this.pool): Promise<AccountFacts> {
     const key = `${kind}:${currency}`;
@@ -99,11 +102,14 @@ export class AccountDirectory {
     const select = 'SELECT id, kind, organization_id, currency FROM accounts WHERE organization_id IS NULL AND kind = $1 AND currency = $2';
     let row = (await db.query<AccountRow>(select, [kind, currency])).rows[0];
     if (!row) {
-      await this.pool.query(
+      if (db !== this.pool) {
+        throw new AppError('BILLING_ACCOUNT_NOT_FOUND', `The platform's ${kind} account in ${currency} is not open`, { details: { kind, currency } });
+      }
+      await db.query(
         'INSERT INTO accounts (organization_id, kind, currency) VALUES (NULL, $1, $2) ON CONFLICT (organization_id, kind, currency) DO NOTHING',
         [kind, currency],
       );
-      row = (await this.pool.query<AccountRow>(select, [kind, currency])).rows[0]!;
+      row = (await db.query<AccountRow>(select, [kind, currency])).rows[0]!;
     }
     const facts = factsOf(row);
     this.remember(facts);

@@ -213,13 +213,14 @@ export class LedgerCheckStore {
    * What the metrics and balance reads need: when the balances were last
    * proven (the snapshot of the latest clean check), the seconds since then
    * by the database's clock (since the first check when none was clean yet),
-   * and the latest check's mismatch count.
+   * and the mismatch count of the check of the latest snapshot (the one that
+   * decides the status, as overlapping checks may finish out of order).
    */
   async verification(db: Queryable): Promise<{ verifiedAt: Date | null; unverifiedSeconds: number | null; latestMismatches: number | null }> {
     const { rows } = await db.query<{ verified_at: Date | null; unverified_seconds: number | null; latest_mismatches: number | null }>(
-      `WITH clean AS (SELECT started_at FROM ledger_checks WHERE ok ORDER BY finished_at DESC LIMIT 1),
-            latest AS (SELECT mismatches FROM ledger_checks ORDER BY finished_at DESC LIMIT 1),
-            first AS (SELECT started_at FROM ledger_checks ORDER BY finished_at LIMIT 1)
+      `WITH clean AS (SELECT started_at FROM ledger_checks WHERE ok ORDER BY started_at DESC, id DESC LIMIT 1),
+            latest AS (SELECT mismatches FROM ledger_checks ORDER BY started_at DESC, id DESC LIMIT 1),
+            first AS (SELECT started_at FROM ledger_checks ORDER BY started_at, id LIMIT 1)
        SELECT (SELECT started_at FROM clean) AS verified_at,
               extract(epoch FROM now() - coalesce((SELECT started_at FROM clean), (SELECT started_at FROM first)))::float8 AS unverified_seconds,
               (SELECT jsonb_array_length(mismatches) FROM latest) AS latest_mismatches`,

@@ -8,6 +8,8 @@ export interface PromotionalGrantRecord {
   organizationId: string;
   currency: string;
   amount: bigint;
+  /** What charges have not drawn yet (earliest expiry first); what its expiry takes back. */
+  remaining: bigint;
   expiresAt: Date;
   grantPostingId: string;
   /** What the expiry took back (0 when it was all spent); null until it expired. */
@@ -23,6 +25,7 @@ interface GrantRow {
   organization_id: string;
   currency: string;
   amount: string;
+  remaining: string;
   expires_at: Date;
   grant_posting_id: string;
   expired_amount: string | null;
@@ -31,13 +34,14 @@ interface GrantRow {
   expired_at: Date | null;
 }
 
-const COLUMNS = 'id, organization_id, currency, amount, expires_at, grant_posting_id, expired_amount, expiry_posting_id, created_at, expired_at';
+const COLUMNS = 'id, organization_id, currency, amount, remaining, expires_at, grant_posting_id, expired_amount, expiry_posting_id, created_at, expired_at';
 
 const grantOf = (row: GrantRow): PromotionalGrantRecord => ({
   id: row.id,
   organizationId: row.organization_id,
   currency: row.currency.trim(),
   amount: bigintOf(row.amount),
+  remaining: bigintOf(row.remaining),
   expiresAt: row.expires_at,
   grantPostingId: row.grant_posting_id,
   expiredAmount: row.expired_amount === null ? null : bigintOf(row.expired_amount),
@@ -58,7 +62,7 @@ export class PromotionalGrantStore {
     grant: { organizationId: string; currency: string; amount: bigint; expiresAt: Date; grantPostingId: string },
   ): Promise<PromotionalGrantRecord | undefined> {
     const { rows } = await tx.query<GrantRow>(
-      `INSERT INTO promotional_grants (organization_id, currency, amount, expires_at, grant_posting_id) VALUES ($1, $2, $3, $4, $5)
+      `INSERT INTO promotional_grants (organization_id, currency, amount, remaining, expires_at, grant_posting_id) VALUES ($1, $2, $3, $3, $4, $5)
        ON CONFLICT (grant_posting_id) DO NOTHING
        RETURNING ${COLUMNS}`,
       [grant.organizationId, grant.currency, grant.amount.toString(), grant.expiresAt, grant.grantPostingId],
@@ -84,19 +88,28 @@ export class PromotionalGrantStore {
     return rows[0] === undefined ? undefined : grantOf(rows[0]);
   }
 
-  /** The sum of the organization's other unexpired grants that expire after this one, in (expires_at, id) order. */
-  async unexpiredAfter(tx: Tx, grant: PromotionalGrantRecord): Promise<bigint> {
-    const { rows } = await tx.query<{ total: string }>(
-      `SELECT coalesce(sum(amount), 0)::text AS total FROM promotional_grants
-       WHERE organization_id = $1 AND expired_at IS NULL AND (expires_at, id) > ($2::timestamptz, $3::uuid)`,
-      [grant.organizationId, grant.expiresAt, grant.id],
+  /** The organization's unexpired grants with something left, earliest expiry first, locked (after its funds row). */
+  async drawable(tx: Tx, organizationId: string): Promise<{ id: string; remaining: bigint }[]> {
+    const { rows } = await tx.query<{ id: string; remaining: string }>(
+      `SELECT id, remaining FROM promotional_grants WHERE organization_id = $1 AND expired_at IS NULL AND remaining > 0
+       ORDER BY expires_at, id FOR UPDATE`,
+      [organizationId],
     );
-    return bigintOf(rows[0]!.total);
+    return rows.map((row) => ({ id: row.id, remaining: bigintOf(row.remaining) }));
+  }
+
+  async draw(tx: Tx, takes: readonly { id: string; take: bigint }[]): Promise<void> {
+    if (takes.length === 0) return;
+    await tx.query(
+      `UPDATE promotional_grants g SET remaining = g.remaining - d.take
+       FROM unnest($1::uuid[], $2::int8[]) AS d(id, take) WHERE g.id = d.id`,
+      [takes.map((t) => t.id), takes.map((t) => t.take.toString())],
+    );
   }
 
   async markExpired(tx: Tx, id: string, expiredAmount: bigint, expiryPostingId: string | null): Promise<PromotionalGrantRecord> {
     const { rows } = await tx.query<GrantRow>(
-      `UPDATE promotional_grants SET expired_at = CURRENT_TIMESTAMP, expired_amount = $2, expiry_posting_id = $3
+      `UPDATE promotional_grants SET expired_at = CURRENT_TIMESTAMP, expired_amount = $2, expiry_posting_id = $3, remaining = 0
        WHERE id = $1 AND expired_at IS NULL
        RETURNING ${COLUMNS}`,
       [id, expiredAmount.toString(), expiryPostingId],

@@ -162,7 +162,8 @@ export class ReservationStore {
    * funds row is locked and covered the amount, and a refusal for funds
    * touches no budget row. Each pool's row of the current month is then
    * created or raised under its row lock and checked as it now stands:
-   * spent + reserved within the pool's limit. The reservation row is
+   * spent + reserved (with holds of earlier months still open, which will
+   * post into this one) within the pool's limit. The reservation row is
    * inserted only when every part fit; otherwise the caller rolls the
    * transaction back, which undoes whatever part did apply.
    */
@@ -183,9 +184,16 @@ export class ReservationStore {
          SET reserved = b.reserved + EXCLUDED.reserved, updated_at = CURRENT_TIMESTAMP
          RETURNING b.pool_level, b.pool_id, b.spent, b.reserved
        ),
+       -- Holds made in earlier months still count: they post into this month when they settle.
+       earlier AS (
+         SELECT e.pool_level, e.pool_id, sum(e.reserved) AS reserved FROM budget_spend e JOIN pools p ON e.pool_level = p.level AND e.pool_id = p.id
+         WHERE e.period < ${CURRENT_PERIOD} AND e.reserved > 0 GROUP BY e.pool_level, e.pool_id
+       ),
        checked AS (
-         SELECT p.level, p.id, p.ordinal, (b.pool_id IS NOT NULL AND (p.cap IS NULL OR b.spent::numeric + b.reserved <= p.cap)) AS fits
+         SELECT p.level, p.id, p.ordinal,
+           (b.pool_id IS NOT NULL AND (p.cap IS NULL OR b.spent::numeric + b.reserved + coalesce(e.reserved, 0) <= p.cap)) AS fits
          FROM pools p LEFT JOIN budgets b ON b.pool_level = p.level AND b.pool_id = p.id
+           LEFT JOIN earlier e ON e.pool_level = p.level AND e.pool_id = p.id
        ),
        inserted AS (
          INSERT INTO reservations AS r (organization_id, department_id, project_id, currency, amount, period, caller, idempotency_key,

@@ -15,8 +15,10 @@ import {
   type PostingRecord,
   type TransferRecord,
 } from '../data/ledger-store.js';
+import { PromotionalGrantStore } from '../data/promotional-grants.js';
 import { inTransaction, type Tx } from '../data/transactions.js';
 import { CURRENCY_PATTERN, MAX_AMOUNT } from './money.js';
+import { drawEarliestFirst } from './promotional-draw.js';
 
 export interface TransferSpec {
   debitAccountId: string;
@@ -113,6 +115,7 @@ const SPENDABLE: ReadonlySet<string> = new Set(['customer_balance', 'promotional
  */
 export class Ledger {
   private readonly store = new LedgerStore();
+  private readonly grants = new PromotionalGrantStore();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -187,8 +190,9 @@ export class Ledger {
 
   /**
    * Charges an organization for a delivered service: promotional credit
-   * first, then the paid balance, which may go negative (ARCHITECTURE.md:
-   * only delivered service takes a balance below zero).
+   * first (drawn from its grants, earliest expiry first), then the paid
+   * balance, which may go negative (ARCHITECTURE.md: only delivered service
+   * takes a balance below zero).
    */
   async chargeIn(tx: Tx, spec: ChargeSpec): Promise<PostingResult> {
     const accounts = await this.organizationAccounts(spec.organizationId, tx);
@@ -228,6 +232,10 @@ export class Ledger {
         ...(spec.release ? { release: spec.release } : {}),
       },
     ], new Set([spec.organizationId]));
+    // Only a new posting draws: a repeat's promotional part was drawn by its first.
+    if (result!.created && fromPromotional > 0n) {
+      await this.grants.draw(tx, drawEarliestFirst(await this.grants.drawable(tx, spec.organizationId), fromPromotional));
+    }
     return result!;
   }
 

@@ -1,6 +1,7 @@
 import type { PolicySnapshot } from '@aifactory/authz';
 import { AppError } from '@aifactory/errors';
-import { grantExpiry, promotionalCreditTtlSeconds, PROMOTIONAL_CREDIT_TTL_KEY, unspentOfGrant } from './promotional-credit.js';
+import { grantExpiry, promotionalCreditTtlSeconds, PROMOTIONAL_CREDIT_TTL_KEY } from './promotional-credit.js';
+import { drawEarliestFirst, expiringAmount } from './promotional-draw.js';
 
 const DAY = 86_400;
 
@@ -76,22 +77,36 @@ describe('grant expiry', () => {
   });
 });
 
-describe('what is left of a grant at its expiry', () => {
-  it('is all of it while nothing was spent', () => {
-    expect(unspentOfGrant(1500n, 500n, 1000n)).toBe(1000n);
+describe('drawing promotional credit from grants', () => {
+  const grants = [
+    { id: 'expires-first', remaining: 300n },
+    { id: 'expires-next', remaining: 500n },
+    { id: 'expires-last', remaining: 1_000n },
+  ];
+
+  it('takes the earliest expiry first, each grant at most what it has left', () => {
+    expect(drawEarliestFirst(grants, 700n)).toEqual([
+      { id: 'expires-first', take: 300n },
+      { id: 'expires-next', take: 400n },
+    ]);
   });
 
-  it('is what the balance holds beyond the grants expiring later', () => {
-    // 300 spent from the earliest grant: 1200 left, 500 of it the later grant's.
-    expect(unspentOfGrant(1200n, 500n, 1000n)).toBe(700n);
+  it('takes only what is asked, and never more than the grants hold', () => {
+    expect(drawEarliestFirst(grants, 100n)).toEqual([{ id: 'expires-first', take: 100n }]);
+    expect(drawEarliestFirst(grants, 5_000n).reduce((sum, t) => sum + t.take, 0n)).toBe(1_800n);
+    expect(drawEarliestFirst([{ id: 'spent', remaining: 0n }, ...grants], 100n)).toEqual([{ id: 'expires-first', take: 100n }]);
+  });
+});
+
+describe('what an expiring grant takes back', () => {
+  it('is what charges left of it', () => {
+    expect(expiringAmount(700n, 1_500n)).toBe(700n);
+    expect(expiringAmount(0n, 1_500n)).toBe(0n);
   });
 
-  it('is nothing when spending reached the grants expiring later', () => {
-    expect(unspentOfGrant(400n, 500n, 1000n)).toBe(0n);
-    expect(unspentOfGrant(0n, 0n, 1000n)).toBe(0n);
-  });
-
-  it('is never more than the grant, whatever else the balance holds', () => {
-    expect(unspentOfGrant(5000n, 0n, 1000n)).toBe(1000n);
+  it('is never more than the promotional balance', () => {
+    expect(expiringAmount(700n, 200n)).toBe(200n);
+    expect(expiringAmount(700n, 0n)).toBe(0n);
+    expect(expiringAmount(700n, -5n)).toBe(0n);
   });
 });

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { effectivePolicy, parsePolicyValue, type PolicySnapshot } from '@aifactory/authz';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Actor } from '@aifactory/contracts';
+import { expiringAmount } from './promotional-draw.js';
 import { AppError } from '@aifactory/errors';
 import { LedgerStore } from '../data/ledger-store.js';
 import { PromotionalGrantStore, type PromotionalGrantRecord } from '../data/promotional-grants.js';
@@ -70,24 +71,12 @@ export function grantExpiry(now: Date, ttlSeconds: number, requested?: Date | nu
 }
 
 /**
- * What is left of a grant when it expires. Spending draws on promotional
- * credit earliest expiry first, so the grants expiring later are untouched
- * while the balance covers them: whatever the balance holds beyond them is
- * this grant's, at most its amount.
- */
-export function unspentOfGrant(promotionalBalance: bigint, unexpiredLater: bigint, amount: bigint): bigint {
-  const left = promotionalBalance - unexpiredLater;
-  if (left <= 0n) return 0n;
-  return left > amount ? amount : left;
-}
-
-/**
  * Promotional credit (issue 16: spent before the paid balance, expires by
  * policy, expiry is a posting). A grant is a posting from the platform's
  * promotions account to the organization's promotional credit account plus
- * a promotional_grants row; its expiry posts what is left of it back. All
- * promotional credit must come in through `grantIn`: the expiry attributes
- * the promotional balance to grants.
+ * a promotional_grants row; a charge draws it down earliest expiry first
+ * (Ledger.chargeIn) and its expiry posts what is left of it back. All
+ * promotional credit must come in through `grantIn`: only grants are drawn.
  */
 export class PromotionalCredit {
   private readonly grants = new PromotionalGrantStore();
@@ -110,17 +99,19 @@ export class PromotionalCredit {
     if (first) return this.repeat(tx, first, spec);
     const expiresAt = grantExpiry(this.clock.now(), spec.ttlSeconds, spec.expiresAt);
     const posting = await this.credit(tx, spec, expiresAt);
-    const grant =
-      (await this.grants.insert(tx, {
-        organizationId: spec.organizationId,
-        currency: posting.posting.currency,
-        amount: spec.amount,
-        expiresAt,
-        grantPostingId: spec.postingId,
-      })) ?? (await this.grants.byPosting(tx, spec.postingId));
+    const grant = await this.grants.insert(tx, {
+      organizationId: spec.organizationId,
+      currency: posting.posting.currency,
+      amount: spec.amount,
+      expiresAt,
+      grantPostingId: spec.postingId,
+    });
+    if (grant) return { grant, posting, created: posting.created };
+    // A concurrent grant under the same posting id committed first: compare with it like any repeat.
+    const winner = await this.grants.byPosting(tx, spec.postingId);
     // Without a grant row the credit would never expire: refuse rather than commit it.
-    if (!grant) throw new Error(`promotional grant of posting ${spec.postingId} is missing after its insert`);
-    return { grant, posting, created: posting.created };
+    if (!winner) throw new Error(`promotional grant of posting ${spec.postingId} is missing after its insert`);
+    return this.repeat(tx, winner, spec);
   }
 
   /**
@@ -153,10 +144,10 @@ export class PromotionalCredit {
     if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization', { details: { organizationId } });
     const grant = await this.grants.lock(tx, grantId);
     if (!grant || grant.expiredAt !== null) return undefined;
-    const left = unspentOfGrant(funds.promotional, await this.grants.unexpiredAfter(tx, grant), grant.amount);
+    const left = expiringAmount(grant.remaining, funds.promotional);
     if (left === 0n) return { grant: await this.grants.markExpired(tx, grant.id, 0n, null) };
-    const accounts = await this.ledger.organizationAccounts(organizationId);
-    const promotions = await this.ledger.accounts.platformAccount('promotions', grant.currency);
+    const accounts = await this.ledger.organizationAccounts(organizationId, tx);
+    const promotions = await this.ledger.accounts.platformAccount('promotions', grant.currency, tx);
     const [posting] = await this.ledger.postIn(tx, [
       {
         id: `promotional-expiry:${grant.id}`,

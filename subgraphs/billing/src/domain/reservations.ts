@@ -130,12 +130,14 @@ export class Reservations {
         return held;
       });
     } catch (error) {
-      if (error instanceof HoldRefused) throw await this.refusal(error.outcome, request, pools);
-      // The same key reserved concurrently and committed first: answer with that reservation.
-      if ((error as { code?: string }).code === '23505') {
+      // The same key reserved concurrently and committed first (a retry racing its original): this
+      // attempt either found no room left after that hold (refused) or collided on the key. Either
+      // way the answer is the first reservation, never a refusal beside a hold that exists.
+      if (error instanceof HoldRefused || (error as { code?: string }).code === '23505') {
         const first = await this.store.findByKey(this.pool, request.caller, request.idempotencyKey);
         if (first) return { reservation: sameRequest(first, fingerprint), created: false };
       }
+      if (error instanceof HoldRefused) throw await this.refusal(error.outcome, request, pools);
       throw error;
     }
     this.count('reserved');

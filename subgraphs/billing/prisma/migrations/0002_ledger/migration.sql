@@ -176,13 +176,15 @@ CREATE UNIQUE INDEX "reservations_caller_idempotency_key_key" ON "reservations" 
 CREATE INDEX "reservations_organization_id_seq_idx" ON "reservations" ("organization_id", "seq");
 CREATE INDEX "reservations_status_expires_at_idx" ON "reservations" ("status", "expires_at");
 
--- Promotional credit, granted with an expiry (policy). Spending draws on the
--- promotional account, earliest expiry first; expiring a grant posts what is left of it.
+-- Promotional credit, granted with an expiry (policy). A charge draws promotional
+-- credit from the grants, earliest expiry first (remaining, under the funds row's lock);
+-- expiring a grant posts its remaining amount back.
 CREATE TABLE "promotional_grants" (
     "id" UUID NOT NULL DEFAULT gen_random_uuid(),
     "organization_id" UUID NOT NULL,
     "currency" CHAR(3) NOT NULL,
     "amount" BIGINT NOT NULL,
+    "remaining" BIGINT NOT NULL,
     "expires_at" TIMESTAMPTZ(3) NOT NULL,
     "grant_posting_id" TEXT NOT NULL,
     "expired_amount" BIGINT,
@@ -191,6 +193,7 @@ CREATE TABLE "promotional_grants" (
     "expired_at" TIMESTAMPTZ(3),
     CONSTRAINT "promotional_grants_pkey" PRIMARY KEY ("id"),
     CONSTRAINT "promotional_grants_amount_check" CHECK ("amount" > 0),
+    CONSTRAINT "promotional_grants_remaining_check" CHECK ("remaining" BETWEEN 0 AND "amount"),
     CONSTRAINT "promotional_grants_expired_check" CHECK (("expired_at" IS NULL) = ("expired_amount" IS NULL)),
     CONSTRAINT "promotional_grants_grant_posting_id_fkey" FOREIGN KEY ("grant_posting_id") REFERENCES "postings" ("id") ON DELETE RESTRICT ON UPDATE RESTRICT,
     CONSTRAINT "promotional_grants_expiry_posting_id_fkey" FOREIGN KEY ("expiry_posting_id") REFERENCES "postings" ("id") ON DELETE RESTRICT ON UPDATE RESTRICT
