@@ -57,6 +57,7 @@ describe('parseEvent', () => {
       resourceType: 'model',
       resourceId: 'llama-70b',
       unit: 'token_input',
+      unitVersion: 1,
       quantity: 12.5,
       occurredAt: new Date().toISOString(),
     };

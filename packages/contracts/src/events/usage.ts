@@ -8,7 +8,8 @@ import type { EventDefinition } from './definition.js';
  * correlation id travel in the envelope, so payloads hold only what the
  * envelope does not: which resource, which registered unit, when, how much.
  * Quantities are integer base units carried as strings (GPU-seconds,
- * tokens), like every amount in JSON.
+ * tokens), like every amount in JSON; products send quantities, never prices.
+ * `@aifactory/usage-emitter` builds these events for a product's outbox.
  */
 const unitId = z.string().regex(/^[a-z][a-z0-9_]*$/);
 const quantity = z.string().regex(/^(0|[1-9][0-9]*)$/);
@@ -18,8 +19,10 @@ const resource = {
   /** What is consumed, e.g. `gpu_allocation`, `app_instance`, `model`. */
   resourceType: z.string().regex(/^[a-z][a-z0-9_]*$/),
   resourceId: z.string().min(1),
-  /** A unit of the usage-unit registry, e.g. `gpu_second`, `token_input`. */
+  /** A unit of billing's usage-unit registry (registry/usage-units.json), e.g. `gpu_hour`, `token_input`. */
   unit: unitId,
+  /** The unit's registry version the quantity was measured under. */
+  unitVersion: z.number().int().positive(),
 };
 
 /** A long-lived resource started accruing; billing snapshots the price book in force at `openedAt`. */
@@ -42,6 +45,7 @@ export const usageRecordedPayloadSchema = z.object({
 /** The product's own count for a window, so billing can reconcile what it ingested. */
 export const usageWindowSummaryPayloadSchema = z.object({
   unit: unitId,
+  unitVersion: z.number().int().positive(),
   windowStart: z.iso.datetime({ offset: true }),
   windowEnd: z.iso.datetime({ offset: true }),
   eventCount: z.number().int().nonnegative(),
