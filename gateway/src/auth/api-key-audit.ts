@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { utcMinute } from '@aifactory/authz';
 import type { Clock } from '@aifactory/clock';
 import {
@@ -8,6 +7,7 @@ import {
   formatResourceId,
   GLOBAL_REGION,
   loadRegistryData,
+  nameBasedUuid,
   parseEvent,
   prefixSubject,
   type Actor,
@@ -128,12 +128,7 @@ export function coalescedBy(refusal: Pick<ApiKeyRefusal, 'keyId' | 'reason' | 's
 
 /** The id of one coalesced refusal: a UUIDv5 over what it is coalesced by (see coalescedBy), reason and minute. */
 export function refusalEventId(coalescedOn: string, reason: string, minuteIso: string): string {
-  const name = Buffer.from(JSON.stringify([coalescedOn, reason, minuteIso]), 'utf8');
-  const bytes = createHash('sha1').update(REFUSAL_ID_NAMESPACE).update(name).digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x50;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return nameBasedUuid(REFUSAL_ID_NAMESPACE, JSON.stringify([coalescedOn, reason, minuteIso]));
 }
 
 /** The envelope the refusal is published in, checked against the audit contract. */

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import {
   auditEventType,
   eventEnvelopeSchema,
+  nameBasedUuid,
   parseEvent,
   type Actor,
   type AuditRecord,
@@ -24,12 +24,7 @@ const DENY_ID_NAMESPACE = Buffer.from('411d2838b904468fb262715d8202d592', 'hex')
  */
 export function denyEventId(principalId: string, scope: string, resourceKey: string, minuteIso: string): string {
   // JSON keeps field boundaries whatever the fields contain.
-  const name = Buffer.from(JSON.stringify([principalId, scope, resourceKey, minuteIso]), 'utf8');
-  const bytes = createHash('sha1').update(DENY_ID_NAMESPACE).update(name).digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x50;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return nameBasedUuid(DENY_ID_NAMESPACE, JSON.stringify([principalId, scope, resourceKey, minuteIso]));
 }
 
 /** The start of the UTC minute holding `ms`, as ISO-8601: the coalescing window. */

@@ -4,3 +4,4 @@ export * from './streams.js';
 export * from './events/index.js';
 export * from './registry-data.js';
 export * from './resource-id.js';
+export * from './name-uuid.js';

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { parseEvent, usageSubject, type Actor, type UsageProduct } from '@aifactory/contracts';
+import { nameBasedUuid, parseEvent, usageSubject, type Actor, type UsageProduct } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
 import type { OutboxEventInput } from '@aifactory/events';
 
@@ -49,7 +48,7 @@ export interface WindowSummary {
 }
 
 /** Names the event ids of one product's usage: the same usage always gets the same id, so billing counts it once. */
-const USAGE_NAMESPACE = '6f8e2c1a-4b7d-5e90-8a3c-2d1f0e9b7c64';
+const USAGE_NAMESPACE = Buffer.from('6f8e2c1a4b7d5e908a3c2d1f0e9b7c64', 'hex');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -124,7 +123,7 @@ export class UsageEvents {
       if (!UUID.test(id)) invalid('organizationId, departmentId and projectId must be UUIDs');
     }
     return {
-      id: nameUuid(`${type}:${aggregateId}:${aggregateVersion}`),
+      id: nameBasedUuid(USAGE_NAMESPACE, `${type}:${aggregateId}:${aggregateVersion}`),
       type,
       version: 1,
       payload,
@@ -157,14 +156,4 @@ function instant(at: Date, field: string): string {
 
 function invalid(message: string): never {
   throw new AppError('BAD_REQUEST_INVALID_INPUT', message);
-}
-
-/** An RFC 4122 name-based (version 5, SHA-1) UUID of `name` in the usage namespace. */
-function nameUuid(name: string): string {
-  const namespace = Buffer.from(USAGE_NAMESPACE.replaceAll('-', ''), 'hex');
-  const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x50;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
