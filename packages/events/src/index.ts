@@ -5,3 +5,4 @@ export { classifyPublishError, type PublishFailure } from './publish-failure.js'
 export { pruneOutbox, replayFailedEvents, type OutboxRetention, type ReplayFilter } from './outbox-maintenance.js';
 export { readOutboxSnapshot, type OutboxSnapshot } from './outbox-metrics.js';
 export type { Queryable } from './outbox-table.js';
+export { auditOutboxEvent, type AuditedResource, type AuditEventInput } from './audit-event.js';
