@@ -1,6 +1,7 @@
 import type { Logger } from '@aifactory/logging';
 import type { ServiceMetrics } from '@aifactory/telemetry';
 import type { Reservations } from '../domain/reservations.js';
+import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 
 export interface ReservationExpiryOptions {
   reservations: Reservations;
@@ -19,40 +20,29 @@ export interface ReservationExpiryOptions {
  * skips what another holds. After each sweep the open-reservations gauge is
  * refreshed from the database, so it counts every instance's reservations.
  */
-export function startReservationExpiry({ reservations, metrics, logger, intervalMs = 1_000, batch = 100 }: ReservationExpiryOptions): { stop(): Promise<void> } {
+export function startReservationExpiry({ reservations, metrics, logger, intervalMs = 1_000, batch = 100 }: ReservationExpiryOptions): PeriodicTask {
   const open = metrics.gauge('aif_billing_open_reservations', 'Pending reservations holding funds now, across every instance.', []);
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-
-  const sweep = async () => {
-    try {
+  let stopping = false;
+  const task = startPeriodicTask({
+    name: 'reservation expiry sweep',
+    everyMs: intervalMs,
+    logger,
+    round: async () => {
       let total = 0;
       // A full batch may mean more are due: keep going until one comes back short.
       for (;;) {
         const expired = await reservations.expireDue(batch);
         total += expired;
-        if (expired < batch || stopped) break;
+        if (expired < batch || stopping) break;
       }
       if (total > 0) logger.info({ expired: total }, 'reservations expired');
       open.set(await reservations.openCount());
-    } catch (error) {
-      logger.error({ err: error }, 'reservation expiry sweep failed; the next sweep tries again');
-    }
-  };
-  const tick = () => {
-    running = sweep().finally(() => {
-      running = undefined;
-      if (!stopped) timer = setTimeout(tick, intervalMs).unref();
-    });
-  };
-  tick();
-
+    },
+  });
   return {
-    stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
+    stop: () => {
+      stopping = true;
+      return task.stop();
     },
   };
 }
