@@ -169,6 +169,14 @@ export function transferOf(row: TransferRow): TransferRecord {
   };
 }
 
+/**
+ * This transaction's budget month (UTC) by the database's clock, the month its
+ * transfers are stamped with: posted_at keeps milliseconds, so the month is
+ * taken from the time rounded the same way (a posting in a month's last half
+ * millisecond belongs to the next).
+ */
+export const CURRENT_PERIOD_SQL = `date_trunc('month', CURRENT_TIMESTAMP::timestamptz(3) AT TIME ZONE 'UTC')::date`;
+
 const text = (values: readonly (bigint | number)[]) => values.map((value) => value.toString());
 
 /**
@@ -279,16 +287,11 @@ export class LedgerStore {
            updated_at = CURRENT_TIMESTAMP`, values: [deltas.map((d) => d.accountId), deltas.map((d) => d.shard), text(deltas.map((d) => d.debits)), text(deltas.map((d) => d.credits))] });
   }
 
-  /**
-   * Adds spend to the pools in this transaction's calendar month (UTC), the
-   * month its transfers are stamped with: posted_at keeps milliseconds, so the
-   * month is taken from the time rounded the same way (a posting in a month's
-   * last half millisecond belongs to the next).
-   */
+  /** Adds spend to the pools in this transaction's budget month (CURRENT_PERIOD_SQL). */
   async applySpend(tx: Tx, deltas: readonly BudgetDelta[]): Promise<void> {
     if (deltas.length === 0) return;
     await tx.query({ name: 'ledger_apply_spend', text: `INSERT INTO budget_spend AS b (pool_level, pool_id, period, organization_id, spent)
-       SELECT d.level, d.id, date_trunc('month', CURRENT_TIMESTAMP::timestamptz(3) AT TIME ZONE 'UTC')::date, d.organization_id, d.spent
+       SELECT d.level, d.id, ${CURRENT_PERIOD_SQL}, d.organization_id, d.spent
        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int8[]) AS d(level, id, organization_id, spent)
        ORDER BY 1, 2
        ON CONFLICT (pool_level, pool_id, period) DO UPDATE SET spent = b.spent + EXCLUDED.spent, updated_at = CURRENT_TIMESTAMP`, values: [deltas.map((d) => d.level), deltas.map((d) => d.id), deltas.map((d) => d.organizationId), text(deltas.map((d) => d.spent))] });

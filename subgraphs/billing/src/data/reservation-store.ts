@@ -1,7 +1,7 @@
 import type { Actor } from '@aifactory/contracts';
 import type { Queryable } from '@aifactory/events';
 import { bigintOf } from '../domain/money.js';
-import type { BudgetPool } from './ledger-store.js';
+import { CURRENT_PERIOD_SQL, type BudgetPool } from './ledger-store.js';
 import type { Db, Tx } from './transactions.js';
 
 export const RESERVATION_STATUSES = ['pending', 'posted', 'voided', 'expired'] as const;
@@ -132,8 +132,6 @@ function reservationOf(row: ReservationRow): ReservationRecord {
   };
 }
 
-/** The current budget month (UTC) by the database's clock, the month `LedgerStore.applySpend` stamps spend with. */
-const CURRENT_PERIOD = `date_trunc('month', CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::date`;
 
 /**
  * Reservations' SQL. A hold is one statement; resolving one locks its row
@@ -178,7 +176,7 @@ export class ReservationStore {
        ),
        budgets AS (
          INSERT INTO budget_spend AS b (pool_level, pool_id, period, organization_id, reserved)
-         SELECT p.level, p.id, ${CURRENT_PERIOD}, funds.organization_id, $2::int8 FROM pools p CROSS JOIN funds
+         SELECT p.level, p.id, ${CURRENT_PERIOD_SQL}, funds.organization_id, $2::int8 FROM pools p CROSS JOIN funds
          ORDER BY 1, 2
          ON CONFLICT (pool_level, pool_id, period) DO UPDATE
          SET reserved = b.reserved + EXCLUDED.reserved, updated_at = CURRENT_TIMESTAMP
@@ -187,7 +185,7 @@ export class ReservationStore {
        -- Holds made in earlier months still count: they post into this month when they settle.
        earlier AS (
          SELECT e.pool_level, e.pool_id, sum(e.reserved) AS reserved FROM budget_spend e JOIN pools p ON e.pool_level = p.level AND e.pool_id = p.id
-         WHERE e.period < ${CURRENT_PERIOD} AND e.reserved > 0 GROUP BY e.pool_level, e.pool_id
+         WHERE e.period < ${CURRENT_PERIOD_SQL} AND e.reserved > 0 GROUP BY e.pool_level, e.pool_id
        ),
        checked AS (
          SELECT p.level, p.id, p.ordinal,
@@ -198,7 +196,7 @@ export class ReservationStore {
        inserted AS (
          INSERT INTO reservations AS r (organization_id, department_id, project_id, currency, amount, period, caller, idempotency_key,
            fingerprint, description, actor, correlation_id, expires_at)
-         SELECT funds.organization_id, $6::uuid, $7::uuid, funds.currency, $2::int8, ${CURRENT_PERIOD}, $8, $9, $10, $11, $12::jsonb, $13,
+         SELECT funds.organization_id, $6::uuid, $7::uuid, funds.currency, $2::int8, ${CURRENT_PERIOD_SQL}, $8, $9, $10, $11, $12::jsonb, $13,
            CURRENT_TIMESTAMP + $14::int * interval '1 second'
          FROM funds
          WHERE NOT EXISTS (SELECT 1 FROM checked WHERE NOT fits)
@@ -245,7 +243,7 @@ export class ReservationStore {
   async budgetLeft(db: Queryable, pool: BudgetPool, limit: string): Promise<{ left: bigint; period: string }> {
     const { rows } = await db.query<{ remaining: string; period: string }>(
       `SELECT GREATEST(floor($3::numeric) - COALESCE(b.spent + b.reserved, 0), 0)::text AS remaining, m.period::text AS period
-       FROM (SELECT ${CURRENT_PERIOD} AS period) m
+       FROM (SELECT ${CURRENT_PERIOD_SQL} AS period) m
        LEFT JOIN budget_spend b ON b.pool_level = $1 AND b.pool_id = $2 AND b.period = m.period`,
       [pool.level, pool.id, limit],
     );
