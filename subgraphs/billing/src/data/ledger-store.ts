@@ -265,13 +265,19 @@ export class LedgerStore {
     return locked;
   }
 
-  /** Applies funds deltas to rows `lockFunds` holds; returns how many rows it changed. */
+  /**
+   * Applies funds deltas to rows `lockFunds` holds, summed per organization (an
+   * UPDATE ... FROM applies only one of several source rows per target row);
+   * returns how many rows it changed.
+   */
   async applyFunds(tx: Tx, deltas: readonly FundsDelta[]): Promise<number> {
     if (deltas.length === 0) return 0;
     const result = await tx.query({ name: 'ledger_apply_funds', text: `UPDATE organization_funds f
        SET paid = f.paid + d.paid, promotional = f.promotional + d.promotional, reserved = f.reserved - d.released,
            updated_at = CURRENT_TIMESTAMP
-       FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[]) AS d(organization_id, paid, promotional, released)
+       FROM (SELECT organization_id, sum(paid)::int8 AS paid, sum(promotional)::int8 AS promotional, sum(released)::int8 AS released
+             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[]) AS u(organization_id, paid, promotional, released)
+             GROUP BY organization_id) AS d
        WHERE f.organization_id = d.organization_id`, values: [deltas.map((d) => d.organizationId), text(deltas.map((d) => d.paid)), text(deltas.map((d) => d.promotional)), text(deltas.map((d) => d.released))] });
     return result.rowCount ?? 0;
   }
@@ -297,11 +303,13 @@ export class LedgerStore {
        ON CONFLICT (pool_level, pool_id, period) DO UPDATE SET spent = b.spent + EXCLUDED.spent, updated_at = CURRENT_TIMESTAMP`, values: [deltas.map((d) => d.level), deltas.map((d) => d.id), deltas.map((d) => d.organizationId), text(deltas.map((d) => d.spent))] });
   }
 
-  /** Lets go of reservation holds on budget rows, which the reservation created. */
+  /** Lets go of reservation holds on budget rows, which the reservation created; holds on one row are summed first. */
   async releaseBudgets(tx: Tx, releases: readonly BudgetRelease[]): Promise<void> {
     if (releases.length === 0) return;
     await tx.query({ name: 'ledger_release_budgets', text: `UPDATE budget_spend b SET reserved = b.reserved - d.amount, updated_at = CURRENT_TIMESTAMP
-       FROM unnest($1::text[], $2::uuid[], $3::date[], $4::int8[]) AS d(level, id, period, amount)
+       FROM (SELECT level, id, period, sum(amount)::int8 AS amount
+             FROM unnest($1::text[], $2::uuid[], $3::date[], $4::int8[]) AS u(level, id, period, amount)
+             GROUP BY level, id, period) AS d
        WHERE b.pool_level = d.level AND b.pool_id = d.id AND b.period = d.period`, values: [releases.map((r) => r.level), releases.map((r) => r.id), releases.map((r) => r.period), text(releases.map((r) => r.amount))] });
   }
 }

@@ -274,13 +274,6 @@ export class ReservationStore {
     return rows.map(reservationOf);
   }
 
-  /** Locks organizations' funds rows in id order, as the ledger does, before releasing holds of several organizations. */
-  async lockFunds(tx: Tx, organizationIds: readonly string[]): Promise<void> {
-    await tx.query('SELECT 1 FROM organization_funds WHERE organization_id = ANY($1::uuid[]) ORDER BY organization_id FOR UPDATE', [
-      [...new Set(organizationIds)],
-    ]);
-  }
-
   /** Resolves locked pending reservations; returns them as they are now. */
   async resolve(tx: Tx, ids: readonly string[], resolution: Resolution): Promise<ReservationRecord[]> {
     const { rows } = await tx.query<ReservationRow>(

@@ -259,11 +259,18 @@ export class Ledger {
     return result!;
   }
 
-  /** Lets go of a reservation's hold without posting anything (void, expiry, a post of zero). */
-  async releaseIn(tx: Tx, organizationId: string, release: HoldRelease): Promise<void> {
-    await this.store.lockFunds(tx, [organizationId]);
-    await this.store.applyFunds(tx, [{ organizationId, paid: 0n, promotional: 0n, released: release.amount }]);
-    await this.store.releaseBudgets(tx, budgetReleases(organizationId, release));
+  /**
+   * Lets go of reservations' holds without posting anything (void, expiry, a
+   * post of zero), the funds rows of all their organizations locked first, in
+   * id order.
+   */
+  async releaseIn(tx: Tx, holds: readonly { organizationId: string; release: HoldRelease }[]): Promise<void> {
+    await this.store.lockFunds(tx, holds.map((hold) => hold.organizationId));
+    await this.store.applyFunds(
+      tx,
+      holds.map(({ organizationId, release }) => ({ organizationId, paid: 0n, promotional: 0n, released: release.amount })),
+    );
+    await this.store.releaseBudgets(tx, holds.flatMap(({ organizationId, release }) => budgetReleases(organizationId, release)));
   }
 
   /** The organization's accounts, read on the caller's connection when given (a transaction must not wait on the pool). */

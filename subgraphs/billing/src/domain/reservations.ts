@@ -156,7 +156,7 @@ export class Reservations {
     }
     return this.resolveWith(caller, reservationId, async (tx, reservation) => {
       if (actual === 0n) {
-        await this.ledger.releaseIn(tx, reservation.organizationId, releaseOf(reservation));
+        await this.ledger.releaseIn(tx, [holdOf(reservation)]);
         return this.store.resolve(tx, [reservation.id], { status: 'posted', postedAmount: 0n });
       }
       const over = actual > reservation.amount;
@@ -186,7 +186,7 @@ export class Reservations {
   /** Lets go of the hold without charging anything. */
   void(caller: string, reservationId: string): Promise<ResolveResult> {
     return this.resolveWith(caller, reservationId, async (tx, reservation) => {
-      await this.ledger.releaseIn(tx, reservation.organizationId, releaseOf(reservation));
+      await this.ledger.releaseIn(tx, [holdOf(reservation)]);
       return this.store.resolve(tx, [reservation.id], { status: 'voided' });
     });
   }
@@ -201,12 +201,10 @@ export class Reservations {
     return inTransaction(this.pool, async (tx) => {
       const lapsed = await this.store.lockLapsed(tx, batch);
       if (lapsed.length === 0) return 0;
-      // Every funds row of the batch first, in id order, like any ledger writer that touches several organizations.
-      await this.store.lockFunds(
+      await this.ledger.releaseIn(
         tx,
-        lapsed.map((reservation) => reservation.organizationId),
+        lapsed.map(holdOf),
       );
-      for (const reservation of lapsed) await this.ledger.releaseIn(tx, reservation.organizationId, releaseOf(reservation));
       const expired = await this.store.resolve(
         tx,
         lapsed.map((reservation) => reservation.id),
@@ -236,7 +234,7 @@ export class Reservations {
       }
       if (reservation.status !== 'pending') return { reservation: withoutLapsed(reservation), resolved: false };
       if (reservation.lapsed) {
-        await this.ledger.releaseIn(tx, reservation.organizationId, releaseOf(reservation));
+        await this.ledger.releaseIn(tx, [holdOf(reservation)]);
         const [expired] = await this.store.resolve(tx, [reservation.id], { status: 'expired' });
         return { reservation: expired!, resolved: true, outcome: 'expired' };
       }
@@ -377,6 +375,11 @@ function exactOf(snapshot: PolicySnapshot, key: string, value: unknown) {
 
 function releaseOf(reservation: ReservationRecord): HoldRelease {
   return { amount: reservation.amount, period: reservation.period, departmentId: reservation.departmentId, projectId: reservation.projectId };
+}
+
+/** The reservation's hold as the ledger lets it go. */
+function holdOf(reservation: ReservationRecord): { organizationId: string; release: HoldRelease } {
+  return { organizationId: reservation.organizationId, release: releaseOf(reservation) };
 }
 
 function withoutLapsed({ lapsed: _lapsed, ...reservation }: LockedReservation): ReservationRecord {
