@@ -46,7 +46,7 @@ export function createBillingServices(database: BillingDatabase, config: Billing
   const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   return {
     database,
-    accounts: new AccountService(new AccountStore(database.prisma)),
+    accounts: new AccountService(new AccountStore(database.prisma, database.pool)),
     ledger,
     reservations: new Reservations(database.pool, ledger),
     promotionalCredit,

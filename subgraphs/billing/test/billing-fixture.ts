@@ -28,7 +28,7 @@ export async function startBillingFixture(options: { poolSize?: number } = {}): 
   const db = await createTestDatabase({ subgraphs: ['billing'] });
   const database = openBillingDatabase({ DATABASE_URL: db.appUrl('billing'), DB_POOL_SIZE: options.poolSize ?? 8 });
   const ledger = new Ledger(database.pool, new AccountDirectory(database.pool));
-  const accounts = new AccountService(new AccountStore(database.prisma));
+  const accounts = new AccountService(new AccountStore(database.prisma, database.pool));
   const promotionalCredit = new PromotionalCredit(database.pool, ledger);
   const admin = await db.admin();
   await admin.query('SET search_path TO billing');

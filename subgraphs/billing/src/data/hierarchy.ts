@@ -1,6 +1,5 @@
 import type { DepartmentState, OrganizationState, ProjectState } from '@aifactory/contracts';
 import type { Queryable } from '@aifactory/events';
-import { ORGANIZATION_ACCOUNT_KINDS, PLATFORM_ACCOUNT_KINDS } from './account-directory.js';
 
 /** A project as billing knows it from iam's events. */
 export interface KnownProject {
@@ -49,35 +48,6 @@ export class HierarchyStore {
        SET name = EXCLUDED.name, status = EXCLUDED.status, version = EXCLUDED.version, updated_at = CURRENT_TIMESTAMP
        WHERE p.version < EXCLUDED.version`,
       [state.id, state.organizationId, state.departmentId, state.name, state.status, version],
-    );
-  }
-
-  /**
-   * Opens the organization's funds row and its accounts, and the platform
-   * accounts of its currency, unless they are open already. The funds row
-   * is written first and decides the currency: an organization is billed in
-   * the currency it was created with, whatever a later event says.
-   */
-  async openAccounts(tx: Queryable, organizationId: string, currency: string): Promise<void> {
-    await tx.query(
-      `INSERT INTO organization_funds (organization_id, currency) VALUES ($1, $2) ON CONFLICT (organization_id) DO NOTHING`,
-      [organizationId, currency],
-    );
-    await tx.query(
-      `INSERT INTO accounts (organization_id, kind, currency)
-       SELECT f.organization_id, k.kind::"AccountKind", f.currency
-       FROM organization_funds f CROSS JOIN unnest($2::text[]) AS k(kind)
-       WHERE f.organization_id = $1
-       ON CONFLICT (organization_id, kind, currency) DO NOTHING`,
-      [organizationId, ORGANIZATION_ACCOUNT_KINDS],
-    );
-    await tx.query(
-      `INSERT INTO accounts (organization_id, kind, currency)
-       SELECT NULL, k.kind::"AccountKind", f.currency
-       FROM organization_funds f CROSS JOIN unnest($2::text[]) AS k(kind)
-       WHERE f.organization_id = $1
-       ON CONFLICT (organization_id, kind, currency) DO NOTHING`,
-      [organizationId, PLATFORM_ACCOUNT_KINDS],
     );
   }
 

@@ -1,10 +1,7 @@
 import { z } from 'zod';
 import { parseInput } from '@aifactory/errors';
 import type { Access } from '@aifactory/authz';
-import type { Account, AccountKind, AccountStore } from '../data/accounts.js';
-
-/** Every organization gets these, in its billing currency. */
-export const ORGANIZATION_ACCOUNT_KINDS: readonly AccountKind[] = ['customer_balance', 'promotional_credit', 'disputes_held'];
+import type { Account, AccountStore } from '../data/accounts.js';
 
 const idSchema = z.uuid();
 const openAccountsInput = z.object({
@@ -39,6 +36,6 @@ export class AccountService {
   /** Idempotent: opening an organization's accounts twice changes nothing. */
   async openOrganizationAccounts(input: { organizationId: string; currency: string }): Promise<Account[]> {
     const valid = parseInput(openAccountsInput, input);
-    return this.store.ensureAccounts(valid.organizationId, valid.currency, ORGANIZATION_ACCOUNT_KINDS);
+    return this.store.ensureAccounts(valid.organizationId, valid.currency);
   }
 }

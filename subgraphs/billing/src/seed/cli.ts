@@ -20,7 +20,7 @@ const config = loadConfigOrExit(databaseConfigSchema, 'billing seed');
 const database = openBillingDatabase(config);
 try {
   const organizationId = values.organization ?? '';
-  const accounts = await new AccountService(new AccountStore(database.prisma)).openOrganizationAccounts({
+  const accounts = await new AccountService(new AccountStore(database.prisma, database.pool)).openOrganizationAccounts({
     organizationId,
     currency: values.currency ?? '',
   });

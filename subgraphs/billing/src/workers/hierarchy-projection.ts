@@ -28,6 +28,7 @@ import type { Logger } from '@aifactory/logging';
 import type { ServiceMetrics } from '@aifactory/telemetry';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { openOrganizationAccountsIn } from '../data/accounts.js';
 import { HierarchyStore } from '../data/hierarchy.js';
 
 export const HIERARCHY_CONSUMER = 'billing-hierarchy';
@@ -73,7 +74,7 @@ async function applyEvent(store: HierarchyStore, tx: pg.PoolClient, event: Consu
     await store.applyOrganization(tx, state, aggregateVersion);
     // Every organization event, not only `created`: a read model rebuilt from a stream that lost
     // the first event still opens the accounts. Opening is idempotent, in the created currency.
-    await store.openAccounts(tx, state.id, state.billingCurrency);
+    await openOrganizationAccountsIn(tx, state.id, state.billingCurrency);
   } else if (DEPARTMENT_TYPES.has(type)) {
     await store.applyDepartment(tx, event.payload as DepartmentState, aggregateVersion);
   } else if (PROJECT_TYPES.has(type)) {

@@ -51,7 +51,7 @@ export async function runLedgerBench(args: string[]): Promise<number> {
     teardown.add("close the ledger's pool", () => database.close());
     const directory = new AccountDirectory(database.pool);
     const ledger = new Ledger(database.pool, directory);
-    const organizations = await openOrganizations(ledger, directory, new AccountService(new AccountStore(database.prisma)), counts.organizations!);
+    const organizations = await openOrganizations(ledger, directory, new AccountService(new AccountStore(database.prisma, database.pool)), counts.organizations!);
     const revenue = (await directory.platformAccount('revenue', 'USD')).id;
     const pick = () => organizations[Math.floor(Math.random() * organizations.length)]!;
 
