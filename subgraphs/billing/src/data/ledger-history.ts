@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { LedgerAccountKind } from './account-directory.js';
-import { postingOf, transferOf, type PostingRecord, type TransferRecord } from './ledger-store.js';
-import { bigintOf } from '../domain/money.js';
+import { RESERVATION_COLUMNS, reservationOf, type ReservationRecord, type ReservationRow, type ReservationStatus } from './reservation-store.js';
+import { groupByPosting, POSTING_COLUMNS, postingOf, transferOf, type PostingRecord, type TransferRecord } from './ledger-store.js';
 
 /** A transfer with the kinds of the two accounts it moved money between. */
 export interface TransferView extends TransferRecord {
@@ -11,29 +11,6 @@ export interface TransferView extends TransferRecord {
 
 export interface PostingView extends PostingRecord {
   transfers: TransferView[];
-}
-
-export type ReservationStatus = 'pending' | 'posted' | 'voided' | 'expired';
-
-export interface ReservationView {
-  id: string;
-  seq: bigint;
-  organizationId: string;
-  departmentId: string;
-  projectId: string;
-  currency: string;
-  amount: bigint;
-  /** The budget month it holds in, `YYYY-MM-01`. */
-  period: string;
-  status: ReservationStatus;
-  caller: string;
-  description: string | null;
-  expiresAt: Date;
-  postedAmount: bigint | null;
-  overReservation: boolean;
-  postingId: string | null;
-  createdAt: Date;
-  resolvedAt: Date | null;
 }
 
 /** What every history list filters on: the organization, optionally one project, a time range and a keyset position. */
@@ -71,26 +48,6 @@ const TRANSFER_SELECT = `SELECT t.id, t.seq, t.posting_id, t.ordinal, t.debit_ac
   JOIN accounts c ON c.id = t.credit_account_id`;
 
 type TransferViewRow = Parameters<typeof transferOf>[0] & { debit_kind: LedgerAccountKind; credit_kind: LedgerAccountKind };
-
-interface ReservationRow {
-  id: string;
-  seq: string;
-  organization_id: string;
-  department_id: string;
-  project_id: string;
-  currency: string;
-  amount: string;
-  period: string;
-  status: ReservationStatus;
-  caller: string;
-  description: string | null;
-  expires_at: Date;
-  posted_amount: string | null;
-  over_reservation: boolean;
-  posting_id: string | null;
-  created_at: Date;
-  resolved_at: Date | null;
-}
 
 /**
  * Conditions of one list query, numbered as they are added, so each filter
@@ -133,28 +90,6 @@ const transferViewOf = (row: TransferViewRow): TransferView => ({
   creditAccountKind: row.credit_kind,
 });
 
-function reservationOf(row: ReservationRow): ReservationView {
-  return {
-    id: row.id,
-    seq: bigintOf(row.seq),
-    organizationId: row.organization_id,
-    departmentId: row.department_id,
-    projectId: row.project_id,
-    currency: row.currency.trim(),
-    amount: bigintOf(row.amount),
-    period: row.period,
-    status: row.status,
-    caller: row.caller,
-    description: row.description,
-    expiresAt: row.expires_at,
-    postedAmount: row.posted_amount === null ? null : bigintOf(row.posted_amount),
-    overReservation: row.over_reservation,
-    postingId: row.posting_id,
-    createdAt: row.created_at,
-    resolvedAt: row.resolved_at,
-  };
-}
-
 /**
  * Reads of an organization's ledger history: transfers, postings (with their
  * transfers) and reservations, each in `seq` order from a keyset position.
@@ -178,9 +113,7 @@ export class LedgerHistoryStore {
     conditions.add((p) => `p.flagged = ${p}`, query.flagged);
     const limit = conditions.placeholder(query.limit);
     const { rows } = await this.pool.query<Parameters<typeof postingOf>[0]>(
-      `SELECT p.id, p.seq, p.kind, p.organization_id, p.department_id, p.project_id, p.currency, p.fingerprint, p.description, p.metadata,
-         p.actor, p.correlation_id, p.flagged, p.posted_at
-       FROM postings p WHERE ${conditions.where} ORDER BY p.seq LIMIT ${limit}`,
+      `SELECT ${POSTING_COLUMNS} FROM postings p WHERE ${conditions.where} ORDER BY p.seq LIMIT ${limit}`,
       conditions.values,
     );
     const postings = rows.map(postingOf);
@@ -190,28 +123,19 @@ export class LedgerHistoryStore {
 
   /** The transfers of each posting, in the order they were posted. */
   async transfersOfPostings(postingIds: readonly string[]): Promise<Map<string, TransferView[]>> {
-    const byPosting = new Map<string, TransferView[]>();
-    if (postingIds.length === 0) return byPosting;
+    if (postingIds.length === 0) return new Map();
     const { rows } = await this.pool.query<TransferViewRow>(`${TRANSFER_SELECT} WHERE t.posting_id = ANY($1::text[]) ORDER BY t.posting_id, t.ordinal`, [
       postingIds,
     ]);
-    for (const row of rows) {
-      const transfer = transferViewOf(row);
-      const list = byPosting.get(transfer.postingId);
-      if (list) list.push(transfer);
-      else byPosting.set(transfer.postingId, [transfer]);
-    }
-    return byPosting;
+    return groupByPosting(rows.map(transferViewOf));
   }
 
-  async reservations(query: ReservationQuery): Promise<ReservationView[]> {
+  async reservations(query: ReservationQuery): Promise<ReservationRecord[]> {
     const conditions = historyConditions('r', query, 'created_at');
     conditions.add((p) => `r.status = ${p}::"ReservationStatus"`, query.status);
     const limit = conditions.placeholder(query.limit);
     const { rows } = await this.pool.query<ReservationRow>(
-      `SELECT r.id, r.seq, r.organization_id, r.department_id, r.project_id, r.currency, r.amount, r.period::text AS period, r.status,
-         r.caller, r.description, r.expires_at, r.posted_amount, r.over_reservation, r.posting_id, r.created_at, r.resolved_at
-       FROM reservations r WHERE ${conditions.where} ORDER BY r.seq LIMIT ${limit}`,
+      `SELECT ${RESERVATION_COLUMNS} FROM reservations r WHERE ${conditions.where} ORDER BY r.seq LIMIT ${limit}`,
       conditions.values,
     );
     return rows.map(reservationOf);

@@ -94,7 +94,7 @@ export interface BudgetRelease extends BudgetPool {
   amount: bigint;
 }
 
-const POSTING_COLUMNS = `id, seq, kind, organization_id, department_id, project_id, currency, fingerprint, description, metadata,
+export const POSTING_COLUMNS = `id, seq, kind, organization_id, department_id, project_id, currency, fingerprint, description, metadata,
   actor, correlation_id, flagged, posted_at`;
 const TRANSFER_COLUMNS = `id, seq, posting_id, ordinal, debit_account_id, credit_account_id, amount, currency, code,
   organization_id, department_id, project_id, posted_at`;
@@ -176,6 +176,17 @@ export function transferOf(row: TransferRow): TransferRecord {
  * millisecond belongs to the next).
  */
 export const CURRENT_PERIOD_SQL = `date_trunc('month', CURRENT_TIMESTAMP::timestamptz(3) AT TIME ZONE 'UTC')::date`;
+
+/** Items by the posting they belong to, in the order given. */
+export function groupByPosting<T extends { postingId: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.postingId);
+    if (group) group.push(item);
+    else groups.set(item.postingId, [item]);
+  }
+  return groups;
+}
 
 const text = (values: readonly (bigint | number)[]) => values.map((value) => value.toString());
 

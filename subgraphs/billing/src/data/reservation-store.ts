@@ -10,6 +10,8 @@ export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
 /** A reservation row as billing returns it. */
 export interface ReservationRecord {
   id: string;
+  /** Its place in the order reservations were made: the history lists' keyset. */
+  seq: bigint;
   organizationId: string;
   departmentId: string;
   projectId: string;
@@ -80,12 +82,13 @@ export interface Resolution {
   postingId?: string | null;
 }
 
-const COLUMNS = `r.id, r.organization_id, r.department_id, r.project_id, r.currency, r.amount, r.period::text AS period, r.status,
+export const RESERVATION_COLUMNS = `r.id, r.seq, r.organization_id, r.department_id, r.project_id, r.currency, r.amount, r.period::text AS period, r.status,
   r.caller, r.idempotency_key, r.fingerprint, r.description, r.actor, r.correlation_id, r.expires_at, r.posted_amount,
   r.over_reservation, r.posting_id, r.created_at, r.resolved_at`;
 
-interface ReservationRow {
+export interface ReservationRow {
   id: string;
+  seq: string;
   organization_id: string;
   department_id: string;
   project_id: string;
@@ -107,9 +110,10 @@ interface ReservationRow {
   resolved_at: Date | null;
 }
 
-function reservationOf(row: ReservationRow): ReservationRecord {
+export function reservationOf(row: ReservationRow): ReservationRecord {
   return {
     id: row.id,
+    seq: bigintOf(row.seq),
     organizationId: row.organization_id,
     departmentId: row.department_id,
     projectId: row.project_id,
@@ -140,7 +144,7 @@ function reservationOf(row: ReservationRow): ReservationRecord {
  */
 export class ReservationStore {
   async findByKey(db: Db, caller: string, idempotencyKey: string): Promise<ReservationRecord | undefined> {
-    const { rows } = await db.query<ReservationRow>({ name: 'reservation_find_by_key', text: `SELECT ${COLUMNS} FROM reservations r WHERE r.caller = $1 AND r.idempotency_key = $2`, values: [
+    const { rows } = await db.query<ReservationRow>({ name: 'reservation_find_by_key', text: `SELECT ${RESERVATION_COLUMNS} FROM reservations r WHERE r.caller = $1 AND r.idempotency_key = $2`, values: [
       caller,
       idempotencyKey,
     ] });
@@ -200,7 +204,7 @@ export class ReservationStore {
            CURRENT_TIMESTAMP + $14::int * interval '1 second'
          FROM funds
          WHERE NOT EXISTS (SELECT 1 FROM checked WHERE NOT fits)
-         RETURNING ${COLUMNS}
+         RETURNING ${RESERVATION_COLUMNS}
        )
        SELECT EXISTS (SELECT 1 FROM funds) AS funds_held,
               ARRAY(SELECT c.level || ':' || c.id FROM checked c WHERE NOT c.fits ORDER BY c.ordinal) AS over_limit,
@@ -253,7 +257,7 @@ export class ReservationStore {
   /** Locks the caller's reservation for resolution; undefined when the caller has none by that id. */
   async lock(tx: Tx, caller: string, id: string): Promise<LockedReservation | undefined> {
     const { rows } = await tx.query<ReservationRow & { lapsed: boolean }>(
-      `SELECT ${COLUMNS}, r.expires_at <= CURRENT_TIMESTAMP AS lapsed FROM reservations r WHERE r.id = $1 AND r.caller = $2 FOR UPDATE`,
+      `SELECT ${RESERVATION_COLUMNS}, r.expires_at <= CURRENT_TIMESTAMP AS lapsed FROM reservations r WHERE r.id = $1 AND r.caller = $2 FOR UPDATE`,
       [id, caller],
     );
     const row = rows[0];
@@ -267,7 +271,7 @@ export class ReservationStore {
    */
   async lockLapsed(tx: Tx, limit: number): Promise<ReservationRecord[]> {
     const { rows } = await tx.query<ReservationRow>(
-      `SELECT ${COLUMNS} FROM reservations r WHERE r.status = 'pending' AND r.expires_at <= CURRENT_TIMESTAMP
+      `SELECT ${RESERVATION_COLUMNS} FROM reservations r WHERE r.status = 'pending' AND r.expires_at <= CURRENT_TIMESTAMP
        ORDER BY r.expires_at, r.id LIMIT $1 FOR UPDATE SKIP LOCKED`,
       [limit],
     );
@@ -280,7 +284,7 @@ export class ReservationStore {
       `UPDATE reservations r SET status = $2::"ReservationStatus", posted_amount = $3::int8, over_reservation = $4,
          posting_id = $5, resolved_at = CURRENT_TIMESTAMP
        WHERE r.id = ANY($1::uuid[]) AND r.status = 'pending'
-       RETURNING ${COLUMNS}`,
+       RETURNING ${RESERVATION_COLUMNS}`,
       [
         ids,
         resolution.status,

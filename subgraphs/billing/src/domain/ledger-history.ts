@@ -3,13 +3,8 @@ import { z } from 'zod';
 import type { Access, AuthzResource } from '@aifactory/authz';
 import { AppError, parseInput } from '@aifactory/errors';
 import type { HierarchyStore } from '../data/hierarchy.js';
-import type {
-  HistoryQuery,
-  LedgerHistoryStore,
-  PostingView,
-  ReservationView,
-  TransferView,
-} from '../data/ledger-history.js';
+import type { HistoryQuery, LedgerHistoryStore, PostingView, TransferView } from '../data/ledger-history.js';
+import type { ReservationRecord } from '../data/reservation-store.js';
 import { BILLING_READ } from './balances.js';
 import { bigintOf } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection, type PageRequest } from './pagination.js';
@@ -64,7 +59,7 @@ export class LedgerHistory {
     organizationId: string,
     filter: ReservationFilter | null | undefined,
     args: PageArgs,
-  ): Promise<Connection<ReservationView>> {
+  ): Promise<Connection<ReservationRecord>> {
     const valid = parseInput(reservationFilter, filter ?? {});
     const checked = await this.query(access, organizationId, valid, args);
     if (!checked) return emptyConnection();

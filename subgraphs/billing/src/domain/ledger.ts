@@ -5,6 +5,7 @@ import { AppError } from '@aifactory/errors';
 import { currentCorrelationId } from '@aifactory/logging';
 import type { AccountDirectory, AccountFacts, OrganizationAccountKind, PlatformAccountKind } from '../data/account-directory.js';
 import {
+  groupByPosting,
   LedgerStore,
   type BalanceDelta,
   type BudgetDelta,
@@ -401,16 +402,6 @@ export function poolsOf(organizationId: string, departmentId: string | null, pro
   if (departmentId !== null) pools.push({ level: 'department', id: departmentId });
   if (projectId !== null) pools.push({ level: 'project', id: projectId });
   return pools;
-}
-
-function groupByPosting(transfers: readonly TransferRecord[]): Map<string, TransferRecord[]> {
-  const groups = new Map<string, TransferRecord[]>();
-  for (const transfer of transfers) {
-    const group = groups.get(transfer.postingId);
-    if (group) group.push(transfer);
-    else groups.set(transfer.postingId, [transfer]);
-  }
-  return groups;
 }
 
 function budgetReleases(organizationId: string, release: HoldRelease): BudgetRelease[] {

@@ -1,5 +1,6 @@
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import type { PostingView, ReservationView, TransferView } from '../data/ledger-history.js';
+import type { PostingView, TransferView } from '../data/ledger-history.js';
+import type { ReservationRecord } from '../data/reservation-store.js';
 import type { PostingFilter, ReservationFilter, TransferFilter } from '../domain/ledger-history.js';
 import { formatAmount } from '../domain/money.js';
 import type { BillingContext, PageArgs } from './context.js';
@@ -26,9 +27,9 @@ export const ledgerHistoryResolvers: GraphQLResolverMap<BillingContext> = {
     project: (posting: PostingView) => projectRef(posting.projectId),
   },
   Reservation: {
-    project: (reservation: ReservationView) => projectRef(reservation.projectId),
-    amount: (reservation: ReservationView) => formatAmount(reservation.amount),
-    postedAmount: (reservation: ReservationView) => (reservation.postedAmount === null ? null : formatAmount(reservation.postedAmount)),
-    period: (reservation: ReservationView) => reservation.period.slice(0, 7),
+    project: (reservation: ReservationRecord) => projectRef(reservation.projectId),
+    amount: (reservation: ReservationRecord) => formatAmount(reservation.amount),
+    postedAmount: (reservation: ReservationRecord) => (reservation.postedAmount === null ? null : formatAmount(reservation.postedAmount)),
+    period: (reservation: ReservationRecord) => reservation.period.slice(0, 7),
   },
 };
