@@ -2,40 +2,7 @@ import type { Actor } from '@aifactory/contracts';
 import { bigintOf } from '../domain/money.js';
 import type { Tx } from './transactions.js';
 
-/** A posting row as the ledger returns it. */
-export interface PostingRecord {
-  id: string;
-  seq: bigint;
-  kind: string;
-  organizationId: string | null;
-  departmentId: string | null;
-  projectId: string | null;
-  currency: string;
-  fingerprint: string;
-  description: string | null;
-  metadata: Record<string, unknown>;
-  actor: Actor;
-  correlationId: string;
-  flagged: boolean;
-  postedAt: Date;
-}
-
-export interface TransferRecord {
-  id: string;
-  seq: bigint;
-  postingId: string;
-  ordinal: number;
-  debitAccountId: string;
-  creditAccountId: string;
-  amount: bigint;
-  currency: string;
-  code: string;
-  organizationId: string | null;
-  departmentId: string | null;
-  projectId: string | null;
-  postedAt: Date;
-}
-
+/** A posting as the ledger writes it. */
 export interface NewPosting {
   id: string;
   kind: string;
@@ -51,6 +18,12 @@ export interface NewPosting {
   flagged: boolean;
 }
 
+/** A posting row as the ledger returns it: what was written, with its place and time. */
+export interface PostingRecord extends NewPosting {
+  seq: bigint;
+  postedAt: Date;
+}
+
 export interface NewTransfer {
   postingId: string;
   ordinal: number;
@@ -62,6 +35,12 @@ export interface NewTransfer {
   organizationId: string | null;
   departmentId: string | null;
   projectId: string | null;
+}
+
+export interface TransferRecord extends NewTransfer {
+  id: string;
+  seq: bigint;
+  postedAt: Date;
 }
 
 export interface FundsDelta {
