@@ -6,13 +6,12 @@
  * `billing.balance.credit` audit record commit together.
  */
 import { randomUUID } from 'node:crypto';
-import { isAppError } from '@aifactory/errors';
 import { BalanceStore } from '../src/data/balances.js';
 import { LedgerHistoryStore } from '../src/data/ledger-history.js';
 import { AdminCredit, type CreditBalanceInput } from '../src/domain/admin-credit.js';
 import { PromotionalCredit } from '../src/domain/promotional-credit.js';
 import { billingAccess, orgAdmin, platformAdmin, policySource } from './billing-access.js';
-import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
+import { codeOf, startBillingFixture, type BillingFixture } from './billing-fixture.js';
 
 let fx: BillingFixture;
 let credits: AdminCredit;
@@ -33,15 +32,6 @@ afterAll(async () => {
 
 const asAdmin = (policy = policySource()) => ({ ...authz.caller(platformAdmin), accessModel: policy });
 
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isAppError(error)) return error.code;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 async function auditsOf(organizationId: string): Promise<Record<string, any>[]> {
   const { rows } = await fx.admin.query<{ payload: Record<string, any>; subject: string; organization_id: string }>(

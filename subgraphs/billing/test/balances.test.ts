@@ -7,7 +7,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '@aifactory/contracts';
-import { isAppError } from '@aifactory/errors';
 import { BalanceStore } from '../src/data/balances.js';
 import { HierarchyStore } from '../src/data/hierarchy.js';
 import { LedgerHistoryStore } from '../src/data/ledger-history.js';
@@ -17,7 +16,7 @@ import { LedgerHistory } from '../src/domain/ledger-history.js';
 import { periodOf } from '../src/domain/money.js';
 import { Reservations } from '../src/domain/reservations.js';
 import { billingAccess, orgAdmin, platformAdmin, projectMember } from './billing-access.js';
-import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
 import { knownProject, policySnapshot, policySource } from './reservation-fixture.js';
 
 let fx: BillingFixture;
@@ -77,15 +76,6 @@ afterAll(async () => {
 
 const admin = () => authz.caller(platformAdmin).access;
 
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isAppError(error)) return error.code;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('balance', () => {
   it('is paid + promotional - reserved, stamped with the database time of the read and the last clean ledger check', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Actor } from '@aifactory/contracts';
+import { isAppError } from '@aifactory/errors';
 import { createTestDatabase, type TestDatabase } from '@aifactory/testing';
 import { AccountDirectory } from '../src/data/account-directory.js';
 import { AccountStore } from '../src/data/accounts.js';
@@ -23,6 +24,20 @@ export interface BillingFixture {
 }
 
 export const testActor: Actor = { type: 'user', id: 'billing-test' };
+
+/**
+ * The code of the AppError `work` is refused with; `accepted` when it
+ * succeeds and a description of anything else it threw, so an assertion on
+ * the code fails either way.
+ */
+export async function codeOf(work: Promise<unknown> | (() => Promise<unknown>)): Promise<string> {
+  try {
+    await (typeof work === 'function' ? work() : work);
+  } catch (error) {
+    return isAppError(error) ? error.code : `not an AppError: ${String(error)}`;
+  }
+  return 'accepted';
+}
 
 export async function startBillingFixture(options: { poolSize?: number } = {}): Promise<BillingFixture> {
   const db = await createTestDatabase({ subgraphs: ['billing'] });

@@ -1,18 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { AppError } from '@aifactory/errors';
 import type { PostingSpec } from '../src/domain/ledger.js';
 import { checkLedger } from '../src/domain/ledger-check.js';
 import { inTransaction } from '../src/data/transactions.js';
-import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
 
-async function codeOf(work: () => Promise<unknown>): Promise<string> {
-  try {
-    await work();
-  } catch (error) {
-    return error instanceof AppError ? error.code : `not an AppError: ${String(error)}`;
-  }
-  return 'accepted';
-}
 
 describe('postings are idempotent by id and all-or-none', () => {
   let fixture: BillingFixture;

@@ -7,11 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { ManualClock } from '@aifactory/clock';
-import { isAppError } from '@aifactory/errors';
 import { PriceBookStore } from '../src/data/price-books.js';
 import { canonicalDecimal, PriceBooks, type PublishPriceBookInput } from '../src/domain/price-books.js';
 import { billingAccess, orgAdmin, platformAdmin } from './billing-access.js';
-import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
+import { codeOf, startBillingFixture, type BillingFixture } from './billing-fixture.js';
 
 const clock = new ManualClock(Date.UTC(2026, 4, 1, 12));
 let fx: BillingFixture;
@@ -32,15 +31,6 @@ const admin = () => authz.caller(platformAdmin);
 const reader = () => authz.caller(orgAdmin('0b7d2a4e-8f1c-4c39-9a51-2f6e4d8c1a10'));
 const nobody = () => authz.caller({ type: 'user', subject: 'nobody', platformRoles: [], grants: [] });
 
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isAppError(error)) return error.code;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 const gpuBook = (currency: string, overrides: Partial<PublishPriceBookInput> = {}): PublishPriceBookInput => ({
   currency,

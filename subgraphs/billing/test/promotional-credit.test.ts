@@ -1,24 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
-import { AppError } from '@aifactory/errors';
 import { createLogger } from '@aifactory/logging';
 import { inTransaction } from '../src/data/transactions.js';
 import { checkLedger } from '../src/domain/ledger-check.js';
 import { PromotionalCredit, type GrantSpec } from '../src/domain/promotional-credit.js';
 import { startPromotionalExpiry } from '../src/workers/promotional-expiry.js';
-import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
 
 const DAY_MS = 86_400_000;
 const TTL_SECONDS = 30 * 86_400;
 
-async function codeOf(work: () => Promise<unknown>): Promise<string> {
-  try {
-    await work();
-  } catch (error) {
-    return error instanceof AppError ? error.code : `not an AppError: ${String(error)}`;
-  }
-  return 'accepted';
-}
 
 describe('promotional credit', () => {
   let fixture: BillingFixture;
