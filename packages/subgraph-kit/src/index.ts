@@ -8,3 +8,4 @@ export { actorOf, Outbox, type OutboxSource, type RawSqlTransaction } from './ou
 export * from './access-control.js';
 export * from './service-client.js';
 export { attributedVerifier, type VerifyCall } from './service-calls.js';
+export { mergeResolvers } from './resolvers.js';

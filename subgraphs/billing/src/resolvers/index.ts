@@ -1,4 +1,4 @@
-import { DateTimeScalar } from '@aifactory/subgraph-kit';
+import { DateTimeScalar, mergeResolvers } from '@aifactory/subgraph-kit';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import type { Account } from '../data/accounts.js';
 import { adminCreditResolvers } from './admin-credit.js';
@@ -31,30 +31,6 @@ const accountResolvers: GraphQLResolverMap<BillingContext> = {
     account: (org: Ref, _args, ctx: BillingContext) => ctx.accounts.balanceAccountOf(ctx.access, org.id),
   },
 };
-
-/** Each area's resolver map, merged type by type; two areas resolving the same field is a defect caught at start. */
-function mergeResolvers(...maps: GraphQLResolverMap<BillingContext>[]): GraphQLResolverMap<BillingContext> {
-  const merged: Record<string, Record<string, unknown>> = {};
-  for (const map of maps) {
-    for (const [typeName, fields] of Object.entries(map)) {
-      if (!isFieldMap(fields)) {
-        merged[typeName] = fields as never;
-        continue;
-      }
-      const target = (merged[typeName] ??= {});
-      for (const [field, resolver] of Object.entries(fields)) {
-        if (field in target) throw new Error(`Two resolvers for ${typeName}.${field}`);
-        target[field] = resolver;
-      }
-    }
-  }
-  return merged as GraphQLResolverMap<BillingContext>;
-}
-
-/** A plain object of field resolvers (or enum values), not a scalar's class instance. */
-function isFieldMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && value.constructor === Object;
-}
 
 export const resolvers: GraphQLResolverMap<BillingContext> = mergeResolvers(
   { DateTime: DateTimeScalar } as GraphQLResolverMap<BillingContext>,
