@@ -9,3 +9,4 @@ export * from './access-control.js';
 export * from './service-client.js';
 export { attributedVerifier, type VerifyCall } from './service-calls.js';
 export { mergeResolvers } from './resolvers.js';
+export { connectionOf as keysetConnection, DEFAULT_PAGE_SIZE, emptyConnection, MAX_PAGE_SIZE, pageSize, type Connection } from './pagination.js';

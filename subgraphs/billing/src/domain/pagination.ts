@@ -1,4 +1,5 @@
 import { AppError } from '@aifactory/errors';
+import { emptyConnection, keysetConnection, pageSize, type Connection } from '@aifactory/subgraph-kit';
 
 /**
  * Keyset pages over a strictly increasing position: a ledger row's `seq`, a
@@ -12,13 +13,7 @@ export interface PageRequest {
   after: string | null;
 }
 
-export interface Connection<T> {
-  edges: Array<{ cursor: string; node: T }>;
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-}
-
-export const DEFAULT_PAGE_SIZE = 20;
-export const MAX_PAGE_SIZE = 100;
+export { emptyConnection, type Connection };
 
 /** What a cursor of one list holds; a cursor of another list is refused rather than misread. */
 export type CursorKind = 'seq' | 'version' | 'id';
@@ -45,20 +40,10 @@ function decodeCursor(kind: CursorKind, text: string): string {
 
 /** Validates the GraphQL `first`/`after` arguments of a list. */
 export function pageRequest(kind: CursorKind, args: { first?: number | null; after?: string | null }): PageRequest {
-  const first = args.first ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
-    throw new AppError('BAD_REQUEST_INVALID_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}`, { details: { field: 'first' } });
-  }
-  return { first, after: args.after ? decodeCursor(kind, args.after) : null };
+  return { first: pageSize(args.first), after: args.after ? decodeCursor(kind, args.after) : null };
 }
 
 /** Rows were fetched with `LIMIT first + 1` in position order: the extra row only says whether another page exists. */
 export function connectionOf<T>(kind: CursorKind, rows: readonly T[], page: PageRequest, positionOf: (row: T) => string): Connection<T> {
-  const nodes = rows.slice(0, page.first);
-  const edges = nodes.map((node) => ({ cursor: encodeCursor(kind, positionOf(node)), node }));
-  return { edges, pageInfo: { hasNextPage: rows.length > page.first, endCursor: edges.at(-1)?.cursor ?? null } };
-}
-
-export function emptyConnection<T>(): Connection<T> {
-  return { edges: [], pageInfo: { hasNextPage: false, endCursor: null } };
+  return keysetConnection(rows, page.first, (row) => encodeCursor(kind, positionOf(row)));
 }

@@ -1,4 +1,5 @@
 import { AppError } from '@aifactory/errors';
+import { DEFAULT_PAGE_SIZE, emptyConnection, keysetConnection, MAX_PAGE_SIZE, pageSize, type Connection } from '@aifactory/subgraph-kit';
 
 /** Keyset position: the (createdAt, id) of the last row a page returned. */
 export interface Cursor {
@@ -11,13 +12,7 @@ export interface PageRequest {
   after: Cursor | null;
 }
 
-export interface Connection<T> {
-  edges: Array<{ cursor: string; node: T }>;
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-}
-
-export const DEFAULT_PAGE_SIZE = 20;
-export const MAX_PAGE_SIZE = 100;
+export { DEFAULT_PAGE_SIZE, emptyConnection, MAX_PAGE_SIZE, type Connection };
 
 /** Opaque to clients: base64url of `<createdAt ISO>|<id>`; only this module reads it. */
 export function encodeCursor(row: Cursor): string {
@@ -35,20 +30,10 @@ function decodeCursor(text: string): Cursor {
 
 /** Validates the GraphQL `first`/`after` arguments of a list. */
 export function pageRequest(args: { first?: number | null; after?: string | null }): PageRequest {
-  const first = args.first ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
-    throw new AppError('BAD_REQUEST_INVALID_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}`, { details: { field: 'first' } });
-  }
-  return { first, after: args.after ? decodeCursor(args.after) : null };
+  return { first: pageSize(args.first), after: args.after ? decodeCursor(args.after) : null };
 }
 
 /** Rows were fetched with `take: first + 1`, oldest first: the extra row only says whether another page exists. */
 export function connectionOf<T extends Cursor>(rows: readonly T[], page: PageRequest): Connection<T> {
-  const nodes = rows.slice(0, page.first);
-  const edges = nodes.map((node) => ({ cursor: encodeCursor(node), node }));
-  return { edges, pageInfo: { hasNextPage: rows.length > page.first, endCursor: edges.at(-1)?.cursor ?? null } };
-}
-
-export function emptyConnection<T>(): Connection<T> {
-  return { edges: [], pageInfo: { hasNextPage: false, endCursor: null } };
+  return keysetConnection(rows, page.first, encodeCursor);
 }
