@@ -98,6 +98,7 @@ export const ERROR_CODES = {
   BILLING_PROJECT_ARCHIVED: { class: 'validation', http: 422 },
   BILLING_INSUFFICIENT_FUNDS: { class: 'validation', http: 402 },
   BILLING_BUDGET_EXCEEDED: { class: 'validation', http: 402 },
+  BILLING_COMPACTION_BLOCKED: { class: 'validation', http: 409 },
   BILLING_RESERVATION_NOT_FOUND: { class: 'validation', http: 404 },
   BILLING_RESERVATION_TTL_INVALID: { class: 'validation', http: 422 },
   BILLING_USAGE_UNIT_UNKNOWN: { class: 'validation', http: 422 },

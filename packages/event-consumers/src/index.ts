@@ -27,5 +27,5 @@ export type {
   KindOf,
   Transaction,
 } from './event-application.js';
-export { runConsumer, type RunConsumerOptions, type RunningConsumer } from './run-consumer.js';
+export { inBatches, runConsumer, type RunConsumerOptions, type RunningConsumer } from './run-consumer.js';
 export type { EventKind } from './version-rule.js';

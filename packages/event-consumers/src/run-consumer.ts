@@ -286,7 +286,7 @@ class MessageSettler<P> {
  * without waiting for more: a batch closes as soon as the next message is not
  * immediately at hand.
  */
-async function* inBatches<T>(messages: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+export async function* inBatches<T>(messages: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
   const iterator = messages[Symbol.asyncIterator]();
   let waiting: Promise<IteratorResult<T>> | undefined;
   for (;;) {

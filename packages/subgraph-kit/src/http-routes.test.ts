@@ -1,5 +1,6 @@
 import { AppError } from '@aifactory/errors';
 import type { AccessModelReader } from '@aifactory/access-model';
+import type { Access } from '@aifactory/authz';
 import type { RequestContext } from '@aifactory/http';
 import type { VerifiedInternalCall } from '@aifactory/service-auth';
 import { subgraphHttpRoutes, type SubgraphHttpContext, type SubgraphHttpRoute } from './http-routes.js';
@@ -12,6 +13,7 @@ const call: VerifiedInternalCall = {
 };
 /** Routes only hand the reader on; these tests never read it. */
 const accessModel = {} as AccessModelReader;
+const accessFor = () => ({}) as Access;
 const ctx = () => ({ correlationId: 'c-00000001' }) as RequestContext;
 const refuse = async (): Promise<VerifiedInternalCall> => {
   throw new AppError('INTERNAL_AUTH_UNAUTHENTICATED', 'A valid internal service token is required');
@@ -23,20 +25,20 @@ function route(overrides: Partial<SubgraphHttpRoute>, seen: SubgraphHttpContext[
 
 describe('subgraphHttpRoutes', () => {
   it('refuses at start a webhook route outside /webhooks/, which would answer without identity', () => {
-    expect(() => subgraphHttpRoutes([route({ access: 'webhook', path: '/api/export' })], refuse, accessModel)).toThrow(/under \/webhooks\//);
+    expect(() => subgraphHttpRoutes([route({ access: 'webhook', path: '/api/export' })], refuse, accessModel, accessFor)).toThrow(/under \/webhooks\//);
   });
 
   it('refuses at start an internal route outside /api/', () => {
-    expect(() => subgraphHttpRoutes([route({ path: '/graphql', method: 'POST' })], refuse, accessModel)).toThrow(/under \/api\//);
+    expect(() => subgraphHttpRoutes([route({ path: '/graphql', method: 'POST' })], refuse, accessModel, accessFor)).toThrow(/under \/api\//);
   });
 
   it('refuses at start two routes for the same method and path', () => {
-    expect(() => subgraphHttpRoutes([route({}), route({})], refuse, accessModel)).toThrow(/Two routes/);
+    expect(() => subgraphHttpRoutes([route({}), route({})], refuse, accessModel, accessFor)).toThrow(/Two routes/);
   });
 
   it('never runs an internal route without a verified call', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({}, seen)], refuse, accessModel);
+    const routes = subgraphHttpRoutes([route({}, seen)], refuse, accessModel, accessFor);
 
     await expect(routes['GET /api/x']!(ctx())).rejects.toMatchObject({ code: 'INTERNAL_AUTH_UNAUTHENTICATED' });
     expect(seen).toHaveLength(0);
@@ -44,7 +46,7 @@ describe('subgraphHttpRoutes', () => {
 
   it('hands an internal route the verified call on the request context itself', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({}, seen)], async () => call, accessModel);
+    const routes = subgraphHttpRoutes([route({}, seen)], async () => call, accessModel, accessFor);
     const request = ctx();
 
     await routes['GET /api/x']!(request);
@@ -54,7 +56,7 @@ describe('subgraphHttpRoutes', () => {
 
   it('runs a webhook route with no identity at all', async () => {
     const seen: SubgraphHttpContext[] = [];
-    const routes = subgraphHttpRoutes([route({ access: 'webhook', method: 'POST', path: '/webhooks/stripe' }, seen)], refuse, accessModel);
+    const routes = subgraphHttpRoutes([route({ access: 'webhook', method: 'POST', path: '/webhooks/stripe' }, seen)], refuse, accessModel, accessFor);
 
     await routes['POST /webhooks/stripe']!(ctx());
     expect(seen).toHaveLength(1);

@@ -1,6 +1,7 @@
 import type { AccessModelReader } from '@aifactory/access-model';
+import type { Access } from '@aifactory/authz';
 import type { RequestContext, Routes } from '@aifactory/http';
-import { actorIdsOf, type VerifiedInternalCall } from '@aifactory/service-auth';
+import { actorIdsOf, type Principal, type VerifiedInternalCall } from '@aifactory/service-auth';
 import type { ServiceClient } from './service-client.js';
 
 /**
@@ -23,12 +24,15 @@ export interface SubgraphHttpRoute {
 }
 
 /**
- * `call` is always set for `internal` routes and never for `webhook` ones;
- * `serviceClient` wherever the service has a credential of its own;
- * `accessModel` is IAM's read model (catalogue, policy snapshots and their age).
+ * `call` and `access` (the caller's authorization, as GraphQL resolvers get
+ * it: its denies are audited) are always set for `internal` routes and never
+ * for `webhook` ones; `serviceClient` wherever the service has a credential
+ * of its own; `accessModel` is IAM's read model (catalogue, policy snapshots
+ * and their age).
  */
 export type SubgraphHttpContext = RequestContext & {
   call?: VerifiedInternalCall;
+  access?: Access;
   serviceClient?: ServiceClient;
   accessModel: AccessModelReader;
 };
@@ -45,6 +49,7 @@ export function subgraphHttpRoutes(
   routes: readonly SubgraphHttpRoute[],
   verifyCall: (ctx: RequestContext) => Promise<VerifiedInternalCall>,
   accessModel: AccessModelReader,
+  accessFor: (principal: Principal, correlationId: string) => Access,
   serviceClient?: ServiceClient,
 ): Routes {
   const mounted: Routes = {};
@@ -63,7 +68,8 @@ export function subgraphHttpRoutes(
             const call = await verifyCall(ctx);
             ctx.actor = actorIdsOf(call.principal);
             // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
-            await route.handle(Object.assign(ctx, serviceClient ? { call, serviceClient, accessModel } : { call, accessModel }));
+            const access = accessFor(call.principal, ctx.correlationId);
+            await route.handle(Object.assign(ctx, serviceClient ? { call, access, serviceClient, accessModel } : { call, access, accessModel }));
           };
   }
   return mounted;

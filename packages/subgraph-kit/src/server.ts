@@ -1,3 +1,4 @@
+import { AppError } from '@aifactory/errors';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
@@ -61,6 +62,12 @@ export interface ConnectedServices {
   logger: Logger;
   metrics: ServiceMetrics;
   subjectPrefix: string;
+  /**
+   * IAM's read model (catalogue, policy snapshots). It starts right after
+   * `onConnected` returns (iam fills it from there), so ask for it when
+   * needed, not while starting.
+   */
+  accessModel(): AccessModelReader;
 }
 
 export interface SubgraphDefinition<TContext extends SubgraphContext> {
@@ -159,7 +166,16 @@ export async function startSubgraph<TContext extends SubgraphContext>(
       });
     }
     const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
-    connected = await definition.onConnected?.({ nats, logger, metrics, subjectPrefix });
+    connected = await definition.onConnected?.({
+      nats,
+      logger,
+      metrics,
+      subjectPrefix,
+      accessModel: () => {
+        if (!access) throw new AppError('SERVICE_NOT_READY', 'The access model has not been started yet');
+        return access.reader;
+      },
+    });
     access = await startAccessControl({
       publisher: definition.name as EventPublisher,
       nats,
@@ -264,6 +280,7 @@ async function serve<TContext extends SubgraphContext>(
       definition.httpRoutes ?? [],
       (ctx) => verifyCall(bearerToken(ctx.req.headers.authorization)),
       access.reader,
+      (principal, correlationId) => access.accessFor(principal, correlationId),
       serviceClient,
     ),
     'GET /healthz': ({ res }) => sendJson(res, 200, { status: 'ok', subgraph: definition.name }),

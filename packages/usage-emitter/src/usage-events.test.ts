@@ -51,6 +51,14 @@ describe('usage events', () => {
     expect(opened.id).not.toBe(closed.id);
   });
 
+  it('carries what an interval accrues per second and the API key the usage was made with', () => {
+    const opened = gpuaas.opened({ ...scope, apiKeyId: 'key-1' }, { ...interval, quantityPerSecond: 8n });
+    expect(opened.payload).toMatchObject({ quantityPerSecond: '8', apiKeyId: 'key-1' });
+    expect(gpuaas.opened(scope, interval).payload).toMatchObject({ quantityPerSecond: '1' });
+    expect(Object.keys(gpuaas.opened(scope, interval).payload as object)).not.toContain('apiKeyId');
+    expect(codeOf(() => gpuaas.opened(scope, { ...interval, quantityPerSecond: 0n }))).toBe('BAD_REQUEST_INVALID_INPUT');
+  });
+
   it('gives the same usage the same event id every time, and other usage another', () => {
     expect(gpuaas.opened(scope, interval).id).toBe(gpuaas.opened(scope, interval).id);
     expect(gpuaas.opened(scope, { ...interval, usageId: randomUUID() }).id).not.toBe(gpuaas.opened(scope, interval).id);

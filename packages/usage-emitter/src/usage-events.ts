@@ -8,6 +8,8 @@ export interface UsageScope {
   departmentId: string;
   projectId: string;
   actor: Actor;
+  /** The API key the usage was made with, if any: billing's rollups keep usage per key. */
+  apiKeyId?: string;
   /** Defaults to the request's correlation id (the outbox writer fills it in). */
   correlationId?: string;
 }
@@ -33,6 +35,8 @@ export interface PointUsage extends UsageSubject {
 export interface IntervalUsage extends UsageSubject {
   /** When the resource started accruing (GPUaaS: the allocation went active). */
   openedAt: Date;
+  /** Base units accrued per second held (an 8-GPU allocation: 8n GPU-seconds per second); default 1. */
+  quantityPerSecond?: bigint;
 }
 
 export interface WindowSummary {
@@ -67,7 +71,7 @@ export class UsageEvents {
   recorded(scope: UsageScope, usage: PointUsage): OutboxEventInput {
     if (usage.quantity <= 0n) invalid('quantity must be a positive whole number of base units');
     return this.event('recorded', scope, usage.usageId, 1, usage.occurredAt, {
-      ...subjectOf(usage),
+      ...subjectOf(scope, usage),
       quantity: usage.quantity.toString(),
       occurredAt: instant(usage.occurredAt, 'occurredAt'),
     });
@@ -75,20 +79,13 @@ export class UsageEvents {
 
   /** A long-lived resource started accruing (version 1 of its interval). */
   opened(scope: UsageScope, interval: IntervalUsage): OutboxEventInput {
-    return this.event('opened', scope, interval.usageId, 1, interval.openedAt, {
-      ...subjectOf(interval),
-      openedAt: instant(interval.openedAt, 'openedAt'),
-    });
+    return this.event('opened', scope, interval.usageId, 1, interval.openedAt, intervalOf(scope, interval));
   }
 
   /** The interval ended at `closedAt` (version 2): billing bills up to it, however late it arrives. */
   closed(scope: UsageScope, interval: IntervalUsage, closedAt: Date): OutboxEventInput {
     if (instantMs(closedAt, 'closedAt') < instantMs(interval.openedAt, 'openedAt')) invalid('closedAt must not be before openedAt');
-    return this.event('closed', scope, interval.usageId, 2, closedAt, {
-      ...subjectOf(interval),
-      openedAt: instant(interval.openedAt, 'openedAt'),
-      closedAt: instant(closedAt, 'closedAt'),
-    });
+    return this.event('closed', scope, interval.usageId, 2, closedAt, { ...intervalOf(scope, interval), closedAt: instant(closedAt, 'closedAt') });
   }
 
   /** The product's own count of a window, per organization, so billing can reconcile what it ingested. */
@@ -139,9 +136,22 @@ export class UsageEvents {
   }
 }
 
-function subjectOf(usage: UsageSubject): Record<string, unknown> {
+function subjectOf(scope: UsageScope, usage: UsageSubject): Record<string, unknown> {
   if (!UUID.test(usage.usageId)) invalid('usageId must be a UUID');
-  return { usageId: usage.usageId, resourceType: usage.resourceType, resourceId: usage.resourceId, unit: usage.unit, unitVersion: usage.unitVersion };
+  return {
+    usageId: usage.usageId,
+    resourceType: usage.resourceType,
+    resourceId: usage.resourceId,
+    unit: usage.unit,
+    unitVersion: usage.unitVersion,
+    ...(scope.apiKeyId === undefined ? {} : { apiKeyId: scope.apiKeyId }),
+  };
+}
+
+function intervalOf(scope: UsageScope, interval: IntervalUsage): Record<string, unknown> {
+  const perSecond = interval.quantityPerSecond ?? 1n;
+  if (perSecond <= 0n) invalid('quantityPerSecond must be a positive whole number of base units');
+  return { ...subjectOf(scope, interval), quantityPerSecond: perSecond.toString(), openedAt: instant(interval.openedAt, 'openedAt') };
 }
 
 function instantMs(at: Date, field: string): number {

@@ -7,6 +7,9 @@ import { BalanceStore } from './data/balances.js';
 import { HierarchyStore } from './data/hierarchy.js';
 import { LedgerHistoryStore } from './data/ledger-history.js';
 import { PriceBookStore } from './data/price-books.js';
+import { UsageCompactionStore } from './data/usage-compaction-store.js';
+import { UsageReadsStore } from './data/usage-reads-store.js';
+import { UsageReconciliationStore } from './data/usage-reconciliation-store.js';
 import type { BillingDatabase } from './data/database.js';
 import { AccountService } from './domain/accounts.js';
 import { Ledger } from './domain/ledger.js';
@@ -17,6 +20,12 @@ import { PriceBooks } from './domain/price-books.js';
 import { PromotionalCredit } from './domain/promotional-credit.js';
 import { Reservations } from './domain/reservations.js';
 import { BillingStatus } from './domain/service-status.js';
+import { UsageCompaction } from './domain/usage-compaction.js';
+import { UsageDriftStatus } from './domain/usage-drift-status.js';
+import { UsageReads } from './domain/usage-reads.js';
+import { UsageReconciliation } from './domain/usage-reconciliation.js';
+import { BalanceAlerts } from './domain/balance-alerts.js';
+import { UsageRating } from './domain/usage-rating.js';
 
 /** billing's domain services, built once per process; resolvers, routes and workers call them. */
 export interface BillingServices {
@@ -35,6 +44,14 @@ export interface BillingServices {
   priceBooks: PriceBooks;
   /** Platform admins' credits (creditBalance). */
   adminCredit: AdminCredit;
+  /** Rates ingested usage into usage lines and posts them (rating jobs, accrual of open intervals, reconcile). */
+  usageRating: UsageRating;
+  /** Usage windows counted (reported, ingested, rated, posted); billing is degraded while any drifts. */
+  usageReconciliation: UsageReconciliation;
+  /** An organization's usage: raw events, rated lines, refusals, reconciliation, rollups, the CSV export. */
+  usageReads: UsageReads;
+  /** Raw-usage compaction per month, behind its gates (recordUsageAuditReview, compactUsage). */
+  usageCompaction: UsageCompaction;
 }
 
 export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger): BillingServices {
@@ -44,6 +61,10 @@ export function createBillingServices(database: BillingDatabase, config: Billing
   const hierarchy = new HierarchyStore();
   const historyStore = new LedgerHistoryStore(database.pool);
   const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
+  const reconciliationStore = new UsageReconciliationStore(database.pool);
+  const usageReconciliation = new UsageReconciliation(reconciliationStore, new UsageDriftStatus(database.pool, reconciliationStore, { subjectPrefix }), {
+    graceMs: config.BILLING_RECONCILE_GRACE_MS,
+  });
   return {
     database,
     accounts: new AccountService(new AccountStore(database.prisma, database.pool)),
@@ -55,5 +76,9 @@ export function createBillingServices(database: BillingDatabase, config: Billing
     ledgerHistory: new LedgerHistory(historyStore, hierarchy, database.pool),
     priceBooks: new PriceBooks(database.pool, new PriceBookStore(database.pool), { subjectPrefix, clock: systemClock }),
     adminCredit: new AdminCredit(database.pool, ledger, promotionalCredit, balanceStore, historyStore, { subjectPrefix }),
+    usageRating: new UsageRating(database.pool, ledger, { balanceAlerts: new BalanceAlerts({ subjectPrefix }), clock: systemClock }),
+    usageReconciliation,
+    usageReads: new UsageReads(new UsageReadsStore(database.pool), hierarchy, database.pool),
+    usageCompaction: new UsageCompaction(database.pool, new UsageCompactionStore(), usageReconciliation, { subjectPrefix }),
   };
 }

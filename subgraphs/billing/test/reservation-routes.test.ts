@@ -83,6 +83,9 @@ describe('reservation routes', () => {
         return call;
       },
       policy as unknown as AccessModelReader,
+      () => {
+        throw new Error('the reservation routes decide by the service identity, never by Access');
+      },
     );
     server = await startHttpServer({ logger: createLogger({ service: 'billing', level: 'silent' }), routes, shutdownGraceMs: 100 }, 0);
   });

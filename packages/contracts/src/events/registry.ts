@@ -2,12 +2,19 @@ import type { z } from 'zod';
 import type { EventEnvelope } from '../envelope.js';
 import type { EventDefinition } from './definition.js';
 import { AUDIT_EVENTS } from './audit.js';
+import { BILLING_EVENTS } from './billing.js';
 import { IAM_EVENTS } from './iam.js';
 import { STATUS_EVENTS } from './status.js';
 import { USAGE_EVENTS } from './usage.js';
 
 /** Every event contract, one entry per type and version. */
-export const EVENT_DEFINITIONS: readonly EventDefinition[] = [...IAM_EVENTS, ...USAGE_EVENTS, ...STATUS_EVENTS, ...AUDIT_EVENTS];
+export const EVENT_DEFINITIONS: readonly EventDefinition[] = [
+  ...IAM_EVENTS,
+  ...BILLING_EVENTS,
+  ...USAGE_EVENTS,
+  ...STATUS_EVENTS,
+  ...AUDIT_EVENTS,
+];
 
 function registryKey(type: string, version: number): string {
   return `${type}@${version}`;

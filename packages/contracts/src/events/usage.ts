@@ -23,17 +23,25 @@ const resource = {
   unit: unitId,
   /** The unit's registry version the quantity was measured under. */
   unitVersion: z.number().int().positive(),
+  /** The API key the usage was made with, when it was (the actor is then the key's service account or user). */
+  apiKeyId: z.string().min(1).max(200).optional(),
+};
+
+const interval = {
+  ...resource,
+  /**
+   * Base units the resource accrues per second it is held, as a string: an
+   * 8-GPU allocation accrues 8 GPU-seconds per second. Absent means 1.
+   */
+  quantityPerSecond: z.string().regex(/^[1-9][0-9]*$/).optional(),
+  openedAt: z.iso.datetime({ offset: true }),
 };
 
 /** A long-lived resource started accruing; billing snapshots the price book in force at `openedAt`. */
-export const usageOpenedPayloadSchema = z.object({ ...resource, openedAt: z.iso.datetime({ offset: true }) });
+export const usageOpenedPayloadSchema = z.object(interval);
 
 /** The interval ended; it is version 2 of the same aggregate as its `opened`. */
-export const usageClosedPayloadSchema = z.object({
-  ...resource,
-  openedAt: z.iso.datetime({ offset: true }),
-  closedAt: z.iso.datetime({ offset: true }),
-});
+export const usageClosedPayloadSchema = z.object({ ...interval, closedAt: z.iso.datetime({ offset: true }) });
 
 /** A point event (requests, tokens), rated at the price book in force at `occurredAt`. */
 export const usageRecordedPayloadSchema = z.object({

@@ -1,8 +1,17 @@
+import { AppError } from '@aifactory/errors';
 import type { SubgraphHttpRoute } from '@aifactory/subgraph-kit';
 import type { BillingServices } from '../services.js';
 import { reservationRoutes } from './reservation-routes.js';
+import { usageExportRoute } from './usage-export-route.js';
 
 /** billing's REST routes beside /graphql. */
 export function billingHttpRoutes(services: BillingServices): SubgraphHttpRoute[] {
-  return [...reservationRoutes(services.reservations)];
+  return [
+    ...reservationRoutes(services.reservations),
+    usageExportRoute(services.usageReads, (ctx) => {
+      // The kit sets it with the verified call on every internal route.
+      if (!ctx.access) throw new AppError('INTERNAL_AUTH_UNAUTHENTICATED', 'A valid internal token is required');
+      return ctx.access;
+    }),
+  ];
 }

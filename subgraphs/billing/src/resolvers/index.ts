@@ -6,6 +6,7 @@ import { balanceResolvers } from './balances.js';
 import type { BillingContext } from './context.js';
 import { ledgerHistoryResolvers } from './ledger-history.js';
 import { priceBookResolvers } from './price-books.js';
+import { usageResolvers } from './usage.js';
 
 export type { BillingContext } from './context.js';
 
@@ -39,4 +40,5 @@ export const resolvers: GraphQLResolverMap<BillingContext> = mergeResolvers(
   ledgerHistoryResolvers,
   priceBookResolvers,
   adminCreditResolvers,
+  usageResolvers,
 );

@@ -6,6 +6,13 @@ import { startHierarchyProjection } from './hierarchy-projection.js';
 import { startLedgerCheck } from './ledger-check.js';
 import { startPromotionalExpiry } from './promotional-expiry.js';
 import { startReservationExpiry } from './reservation-expiry.js';
+import { startUsageReconciliation } from './usage-reconciliation.js';
+import { BullRatingQueue } from './rating-queue.js';
+import { startRatingWorker } from './rating-worker.js';
+import { startUnratedBatchSweeper } from './unrated-batches.js';
+import { startUsageAccrual } from './usage-accrual.js';
+import { startUsageIngestion } from './usage-ingestion.js';
+import { usagePolicyFrom } from '../domain/usage-ingestion.js';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -38,11 +45,53 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
         logger: connected.logger,
       }),
     );
+    // The queue closes last: the worker, the sweeper and ingestion started after it stop before it.
+    const ratingQueue = new BullRatingQueue({ redisUrl: config.REDIS_URL, prefix: config.BILLING_QUEUE_PREFIX });
+    started.push({ stop: () => ratingQueue.close() });
+    ratingQueue.attachMetrics(connected.metrics);
+    if (config.BILLING_RATING_IN_PROCESS) {
+      started.push(
+        startRatingWorker({
+          rating: services.usageRating,
+          redisUrl: config.REDIS_URL,
+          prefix: config.BILLING_QUEUE_PREFIX,
+          concurrency: config.BILLING_RATING_CONCURRENCY,
+          lockDurationMs: config.BILLING_RATING_LOCK_MS,
+          logger: connected.logger,
+          metrics: connected.metrics,
+        }),
+      );
+    }
+    started.push(startUsageAccrual({ rating: services.usageRating, clock: systemClock, everyMs: config.BILLING_ACCRUAL_INTERVAL_MS, logger: connected.logger }));
+    started.push(startUnratedBatchSweeper({ rating: services.usageRating, queue: ratingQueue, clock: systemClock, logger: connected.logger }));
+    started.push(
+      await startUsageIngestion({
+        nc: connected.nats,
+        subjectPrefix: connected.subjectPrefix,
+        pool: services.database.pool,
+        schema: services.database.schema,
+        logger: connected.logger,
+        metrics: connected.metrics,
+        policy: usagePolicyFrom(() => connected.accessModel()),
+        rating: ratingQueue,
+        batchSize: config.BILLING_USAGE_BATCH_SIZE,
+        scopeWaitMs: config.BILLING_USAGE_SCOPE_WAIT_MS,
+      }),
+    );
     started.push(
       startLedgerCheck({
         pool: services.database.pool,
         status: services.status,
         everyMs: config.BILLING_LEDGER_CHECK_INTERVAL_MS,
+        logger: connected.logger,
+        metrics: connected.metrics,
+      }),
+    );
+    started.push(
+      startUsageReconciliation({
+        pool: services.database.pool,
+        reconciliation: services.usageReconciliation,
+        everyMs: config.BILLING_RECONCILE_INTERVAL_MS,
         logger: connected.logger,
         metrics: connected.metrics,
       }),

@@ -15,6 +15,7 @@ export const REGISTRY_MIGRATIONS: ReadonlyArray<{ since: number | null; folder: 
   { since: 7, folder: '0007_registry_api_keys' },
   // Issue 16: billing's scopes, policy keys, audit actions and the products' service identities.
   { since: 8, folder: '0008_registry_billing_ledger' },
+  { since: 9, folder: '0009_registry_billing_usage' },
 ];
 
 /** The SQL of one registry migration: 0004's initial rows, or the rows marked with its `since`. */

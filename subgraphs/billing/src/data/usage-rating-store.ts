@@ -1,0 +1,629 @@
+import { bigintOf } from '../domain/money.js';
+import type { Db, Tx } from './transactions.js';
+
+export type UsageEventKind = 'recorded' | 'opened' | 'closed';
+export type UsageLineKind = 'point' | 'window' | 'close_adjustment';
+
+/** An accepted usage event with what ingestion decided for it: the price and policy of its time. */
+export interface RatableEvent {
+  eventId: string;
+  kind: UsageEventKind;
+  batchId: string;
+  product: string;
+  organizationId: string;
+  departmentId: string;
+  projectId: string;
+  /** The API key the usage was made with, if any (rollups keep usage per key, never per user). */
+  apiKeyId: string | null;
+  usageId: string;
+  resourceType: string;
+  resourceId: string;
+  unitId: string;
+  unitVersion: number;
+  /** Point: base units consumed; opened/closed: base units per second. */
+  quantity: bigint;
+  /** Point: when it happened; opened: openedAt; closed: closedAt. */
+  occurredAt: Date;
+  openedAt: Date | null;
+  currency: string;
+  priceBookId: string;
+  priceBookVersion: number;
+  unitPrice: string;
+  basePerUnit: number;
+  windowSeconds: number | null;
+  lowBalanceThreshold: bigint | null;
+}
+
+/** A usage interval's snapshot, taken when its opening was rated. */
+export interface IntervalRecord {
+  usageId: string;
+  product: string;
+  organizationId: string;
+  departmentId: string;
+  projectId: string;
+  apiKeyId: string | null;
+  resourceType: string;
+  resourceId: string;
+  unitId: string;
+  unitVersion: number;
+  quantityPerSecond: bigint;
+  openedAt: Date;
+  closedAt: Date | null;
+  windowSeconds: number;
+  currency: string;
+  priceBookId: string;
+  priceBookVersion: number;
+  unitPrice: string;
+  basePerUnit: number;
+  openedEventId: string;
+  closedEventId: string | null;
+  /** Windows [0, nextWindow) are billed. */
+  nextWindow: number;
+}
+
+export type NewInterval = Omit<IntervalRecord, 'closedAt' | 'closedEventId' | 'nextWindow'>;
+
+/** A rated line before its remainder-chain step is known. */
+export interface RatedLine {
+  lineKey: string;
+  kind: UsageLineKind;
+  eventId: string;
+  usageId: string;
+  windowIndex: number | null;
+  windowStart: Date | null;
+  windowEnd: Date | null;
+  organizationId: string;
+  departmentId: string;
+  projectId: string;
+  apiKeyId: string | null;
+  product: string;
+  resourceType: string;
+  resourceId: string;
+  unitId: string;
+  unitVersion: number;
+  quantity: bigint;
+  currency: string;
+  priceBookId: string;
+  priceBookVersion: number;
+  unitPrice: string;
+  exactUnits: bigint;
+  /** The month (first day, UTC) whose chain the line is posted in. */
+  period: string;
+  occurredAt: Date;
+}
+
+export interface NewUsageLine extends RatedLine {
+  usagePostingId: string;
+}
+
+/** Where a remainder chain (organization, project, currency, month) stands: its newest step. */
+export interface ChainHead {
+  projectId: string;
+  currency: string;
+  period: string;
+  step: number;
+  exactUnits: bigint;
+  posted: bigint;
+}
+
+export interface NewChainStep extends ChainHead {
+  id: string;
+  organizationId: string;
+  delta: bigint;
+  lines: number;
+  ledgerPostingId: string | null;
+}
+
+/** What a rating transaction adds to one hour's analytics row. */
+export interface RollupDelta {
+  hour: Date;
+  organizationId: string;
+  departmentId: string;
+  projectId: string;
+  /** '' when the usage was not made by an API key's service account. */
+  apiKeyId: string;
+  product: string;
+  resourceType: string;
+  resourceId: string;
+  unitId: string;
+  unitVersion: number;
+  priceBookVersion: number;
+  currency: string;
+  lines: bigint;
+  quantity: bigint;
+  exactUnits: bigint;
+}
+
+interface EventRow {
+  event_id: string;
+  kind: UsageEventKind;
+  batch_id: string;
+  product: string;
+  organization_id: string;
+  department_id: string;
+  project_id: string;
+  api_key_id: string | null;
+  usage_id: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  unit_id: string;
+  unit_version: number;
+  quantity: string;
+  occurred_at: Date;
+  opened_at: Date | null;
+  currency: string;
+  price_book_id: string;
+  price_book_version: number;
+  unit_price: string;
+  base_per_unit: number;
+  window_seconds: number | null;
+  low_balance_threshold: string | null;
+}
+
+interface IntervalRow {
+  usage_id: string;
+  product: string;
+  organization_id: string;
+  department_id: string;
+  project_id: string;
+  api_key_id: string | null;
+  resource_type: string;
+  resource_id: string;
+  unit_id: string;
+  unit_version: number;
+  quantity_per_second: string;
+  opened_at: Date;
+  closed_at: Date | null;
+  window_seconds: number;
+  currency: string;
+  price_book_id: string;
+  price_book_version: number;
+  unit_price: string;
+  base_per_unit: number;
+  opened_event_id: string;
+  closed_event_id: string | null;
+  next_window: number;
+}
+
+/** Resources are required by the usage contract; a row without one is priced as any resource (`*`), as ingestion did. */
+const ANY_RESOURCE = '*';
+
+const EVENT_COLUMNS = `e.event_id, e.kind, e.batch_id, e.product, e.organization_id, e.department_id, e.project_id, e.api_key_id,
+  e.usage_id, e.resource_type, e.resource_id, e.unit_id, e.unit_version, e.quantity::text AS quantity, e.occurred_at, e.opened_at,
+  e.currency, e.price_book_id, e.price_book_version, e.unit_price::text AS unit_price, e.base_per_unit, e.window_seconds,
+  e.low_balance_threshold::text AS low_balance_threshold`;
+
+const INTERVAL_COLUMNS = `usage_id, product, organization_id, department_id, project_id, api_key_id, resource_type, resource_id, unit_id,
+  unit_version, quantity_per_second::text AS quantity_per_second, opened_at, closed_at, window_seconds, currency, price_book_id,
+  price_book_version, unit_price::text AS unit_price, base_per_unit, opened_event_id, closed_event_id, next_window`;
+
+/** The end of window `next_window`, as SQL: the interval owes a window once this is not after the instant. */
+const NEXT_WINDOW_END = `opened_at + ((next_window + 1)::bigint * window_seconds) * interval '1 second'`;
+
+const eventOf = (row: EventRow): RatableEvent => ({
+  eventId: row.event_id,
+  kind: row.kind,
+  batchId: row.batch_id,
+  product: row.product,
+  organizationId: row.organization_id,
+  departmentId: row.department_id,
+  projectId: row.project_id,
+  apiKeyId: row.api_key_id,
+  usageId: row.usage_id,
+  resourceType: row.resource_type ?? ANY_RESOURCE,
+  resourceId: row.resource_id ?? ANY_RESOURCE,
+  unitId: row.unit_id,
+  unitVersion: row.unit_version,
+  quantity: bigintOf(row.quantity),
+  occurredAt: row.occurred_at,
+  openedAt: row.opened_at,
+  currency: row.currency.trim(),
+  priceBookId: row.price_book_id,
+  priceBookVersion: row.price_book_version,
+  unitPrice: row.unit_price,
+  basePerUnit: row.base_per_unit,
+  windowSeconds: row.window_seconds,
+  lowBalanceThreshold: row.low_balance_threshold === null ? null : bigintOf(row.low_balance_threshold),
+});
+
+const intervalOf = (row: IntervalRow): IntervalRecord => ({
+  usageId: row.usage_id,
+  product: row.product,
+  organizationId: row.organization_id,
+  departmentId: row.department_id,
+  projectId: row.project_id,
+  apiKeyId: row.api_key_id,
+  resourceType: row.resource_type,
+  resourceId: row.resource_id,
+  unitId: row.unit_id,
+  unitVersion: row.unit_version,
+  quantityPerSecond: bigintOf(row.quantity_per_second),
+  openedAt: row.opened_at,
+  closedAt: row.closed_at,
+  windowSeconds: row.window_seconds,
+  currency: row.currency.trim(),
+  priceBookId: row.price_book_id,
+  priceBookVersion: row.price_book_version,
+  unitPrice: row.unit_price,
+  basePerUnit: row.base_per_unit,
+  openedEventId: row.opened_event_id,
+  closedEventId: row.closed_event_id,
+  nextWindow: row.next_window,
+});
+
+const text = (values: readonly bigint[]) => values.map((value) => value.toString());
+
+/**
+ * Rating's SQL: claims on accepted usage, interval snapshots, rated lines,
+ * remainder-chain steps and hourly rollups. Writes run inside the rating
+ * transaction, which holds the organization's funds row lock; the hot ones
+ * are named statements taking arrays, so a batch costs a fixed number of
+ * round trips.
+ */
+export class UsageRatingStore {
+  /** Organizations with accepted, unrated events in the batch, in id order (the order their funds rows are locked in). */
+  async unratedOrganizations(db: Db, batchId: string): Promise<string[]> {
+    const { rows } = await db.query<{ organization_id: string }>({
+      name: 'usage_rating_unrated_organizations',
+      text: `SELECT DISTINCT e.organization_id FROM usage_events e
+             WHERE e.batch_id = $1 AND e.status = 'accepted'
+               AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+             ORDER BY e.organization_id`,
+      values: [batchId],
+    });
+    return rows.map((row) => row.organization_id);
+  }
+
+  /**
+   * Claims the organization's unrated point and opening events of the batch:
+   * a usage_ratings row each, written by this transaction only if no other
+   * has one. Only the events returned are this transaction's to rate.
+   */
+  async claimEvents(tx: Tx, batchId: string, organizationId: string): Promise<RatableEvent[]> {
+    const { rows } = await tx.query<EventRow>({
+      name: 'usage_rating_claim_events',
+      text: `WITH claimed AS (
+               INSERT INTO usage_ratings (event_id, batch_id, organization_id)
+               SELECT e.event_id, e.batch_id, e.organization_id FROM usage_events e
+               WHERE e.batch_id = $1 AND e.organization_id = $2 AND e.status = 'accepted' AND e.kind IN ('recorded', 'opened')
+                 AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+               ORDER BY e.event_id
+               ON CONFLICT (event_id) DO NOTHING
+               RETURNING event_id
+             )
+             SELECT ${EVENT_COLUMNS} FROM usage_events e JOIN claimed c ON c.event_id = e.event_id
+             ORDER BY e.occurred_at, e.event_id`,
+      values: [batchId, organizationId],
+    });
+    return rows.map(eventOf);
+  }
+
+  /**
+   * Claims the organization's unrated closings of the batch, and of the
+   * intervals `openedUsageIds` (a closing that came before its opening waits
+   * unrated for it, in whatever batch). Only closings whose interval exists
+   * are claimed: nothing is billed for an interval never opened.
+   */
+  async claimClosings(tx: Tx, organizationId: string, batchId: string, openedUsageIds: readonly string[]): Promise<RatableEvent[]> {
+    const { rows } = await tx.query<EventRow>({
+      name: 'usage_rating_claim_closings',
+      text: `WITH claimed AS (
+               INSERT INTO usage_ratings (event_id, batch_id, organization_id)
+               SELECT e.event_id, e.batch_id, e.organization_id FROM usage_events e
+               WHERE e.organization_id = $1 AND e.status = 'accepted' AND e.kind = 'closed'
+                 AND (e.batch_id = $2 OR e.usage_id = ANY($3::uuid[]))
+                 AND EXISTS (SELECT 1 FROM usage_intervals i WHERE i.usage_id = e.usage_id AND i.organization_id = e.organization_id)
+                 AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+               ORDER BY e.event_id
+               ON CONFLICT (event_id) DO NOTHING
+               RETURNING event_id
+             )
+             SELECT ${EVENT_COLUMNS} FROM usage_events e JOIN claimed c ON c.event_id = e.event_id
+             ORDER BY e.occurred_at, e.event_id`,
+      values: [organizationId, batchId, openedUsageIds],
+    });
+    return rows.map(eventOf);
+  }
+
+  /** Snapshots intervals at their opening; an interval already snapshotted (a repeated opening) keeps its first snapshot. */
+  async insertIntervals(tx: Tx, intervals: readonly NewInterval[]): Promise<void> {
+    if (intervals.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_insert_intervals',
+      text: `INSERT INTO usage_intervals (usage_id, product, organization_id, department_id, project_id, api_key_id, resource_type, resource_id,
+               unit_id, unit_version, quantity_per_second, opened_at, window_seconds, currency, price_book_id, price_book_version, unit_price,
+               base_per_unit, opened_event_id)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[],
+               $9::text[], $10::int[], $11::int8[], $12::timestamptz[], $13::int[], $14::bpchar[], $15::uuid[], $16::int[], $17::numeric[],
+               $18::int[], $19::uuid[])
+             ORDER BY 1
+             ON CONFLICT (usage_id) DO NOTHING`,
+      values: [
+        intervals.map((i) => i.usageId),
+        intervals.map((i) => i.product),
+        intervals.map((i) => i.organizationId),
+        intervals.map((i) => i.departmentId),
+        intervals.map((i) => i.projectId),
+        intervals.map((i) => i.apiKeyId),
+        intervals.map((i) => i.resourceType),
+        intervals.map((i) => i.resourceId),
+        intervals.map((i) => i.unitId),
+        intervals.map((i) => i.unitVersion),
+        text(intervals.map((i) => i.quantityPerSecond)),
+        intervals.map((i) => i.openedAt),
+        intervals.map((i) => i.windowSeconds),
+        intervals.map((i) => i.currency),
+        intervals.map((i) => i.priceBookId),
+        intervals.map((i) => i.priceBookVersion),
+        intervals.map((i) => i.unitPrice),
+        intervals.map((i) => i.basePerUnit),
+        intervals.map((i) => i.openedEventId),
+      ],
+    });
+  }
+
+  /** The organization's intervals among `usageIds`. */
+  async intervals(tx: Tx, organizationId: string, usageIds: readonly string[]): Promise<IntervalRecord[]> {
+    if (usageIds.length === 0) return [];
+    const { rows } = await tx.query<IntervalRow>({
+      name: 'usage_rating_intervals',
+      text: `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals WHERE organization_id = $1 AND usage_id = ANY($2::uuid[]) ORDER BY usage_id`,
+      values: [organizationId, usageIds],
+    });
+    return rows.map(intervalOf);
+  }
+
+  /** Organizations with an open interval that owes a window at `now`, in id order. */
+  async organizationsWithDueWindows(db: Db, now: Date): Promise<string[]> {
+    const { rows } = await db.query<{ organization_id: string }>({
+      name: 'usage_rating_due_organizations',
+      text: `SELECT DISTINCT organization_id FROM usage_intervals WHERE closed_at IS NULL AND ${NEXT_WINDOW_END} <= $1 ORDER BY organization_id`,
+      values: [now],
+    });
+    return rows.map((row) => row.organization_id);
+  }
+
+  /** The organization's open intervals that owe a window at `now`. */
+  async dueIntervals(tx: Tx, organizationId: string, now: Date): Promise<IntervalRecord[]> {
+    const { rows } = await tx.query<IntervalRow>({
+      name: 'usage_rating_due_intervals',
+      text: `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals
+             WHERE organization_id = $1 AND closed_at IS NULL AND ${NEXT_WINDOW_END} <= $2 ORDER BY usage_id`,
+      values: [organizationId, now],
+    });
+    return rows.map(intervalOf);
+  }
+
+  /** Base units billed so far per window of each interval (window lines and adjustments together). */
+  async billedWindows(tx: Tx, usageIds: readonly string[]): Promise<Map<string, Map<number, bigint>>> {
+    const billed = new Map<string, Map<number, bigint>>();
+    if (usageIds.length === 0) return billed;
+    const { rows } = await tx.query<{ usage_id: string; window_index: number; quantity: string }>({
+      name: 'usage_rating_billed_windows',
+      text: `SELECT usage_id, window_index, sum(quantity)::text AS quantity FROM usage_lines
+             WHERE usage_id = ANY($1::uuid[]) AND window_index IS NOT NULL
+             GROUP BY usage_id, window_index`,
+      values: [usageIds],
+    });
+    for (const row of rows) {
+      const windows = billed.get(row.usage_id) ?? new Map<number, bigint>();
+      windows.set(row.window_index, bigintOf(row.quantity));
+      billed.set(row.usage_id, windows);
+    }
+    return billed;
+  }
+
+  /** Moves intervals' billed-window cursors forward (never back). */
+  async advanceWindows(tx: Tx, advances: readonly { usageId: string; nextWindow: number }[]): Promise<void> {
+    if (advances.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_advance_windows',
+      text: `UPDATE usage_intervals i SET next_window = a.next_window
+             FROM unnest($1::uuid[], $2::int[]) AS a(usage_id, next_window)
+             WHERE i.usage_id = a.usage_id AND i.next_window < a.next_window`,
+      values: [advances.map((a) => a.usageId), advances.map((a) => a.nextWindow)],
+    });
+  }
+
+  /** Closes intervals once: the first closing's time stands. Returns the usage ids it closed. */
+  async closeIntervals(tx: Tx, closes: readonly { usageId: string; closedAt: Date; closedEventId: string; nextWindow: number }[]): Promise<Set<string>> {
+    if (closes.length === 0) return new Set();
+    const { rows } = await tx.query<{ usage_id: string }>({
+      name: 'usage_rating_close_intervals',
+      text: `UPDATE usage_intervals i
+             SET closed_at = c.closed_at, closed_event_id = c.closed_event_id, next_window = GREATEST(i.next_window, c.next_window)
+             FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::int[]) AS c(usage_id, closed_at, closed_event_id, next_window)
+             WHERE i.usage_id = c.usage_id AND i.closed_at IS NULL
+             RETURNING i.usage_id`,
+      values: [closes.map((c) => c.usageId), closes.map((c) => c.closedAt), closes.map((c) => c.closedEventId), closes.map((c) => c.nextWindow)],
+    });
+    return new Set(rows.map((row) => row.usage_id));
+  }
+
+  /** The line keys among `keys` that are written already. */
+  async existingLineKeys(tx: Tx, keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const { rows } = await tx.query<{ line_key: string }>({
+      name: 'usage_rating_existing_lines',
+      text: 'SELECT line_key FROM usage_lines WHERE line_key = ANY($1::text[])',
+      values: [keys],
+    });
+    return new Set(rows.map((row) => row.line_key));
+  }
+
+  /** The newest step of each of the organization's chains named; chains without a step are absent. */
+  async chainHeads(tx: Tx, organizationId: string, chains: readonly { projectId: string; currency: string; period: string }[]): Promise<ChainHead[]> {
+    if (chains.length === 0) return [];
+    const { rows } = await tx.query<{ project_id: string; currency: string; period: string; step: number; exact_units: string; posted: string }>({
+      name: 'usage_rating_chain_heads',
+      text: `SELECT c.project_id, c.currency, c.period::text AS period, h.step, h.exact_units::text AS exact_units, h.posted::text AS posted
+             FROM unnest($2::uuid[], $3::bpchar[], $4::date[]) AS c(project_id, currency, period)
+             CROSS JOIN LATERAL (
+               SELECT p.step, p.exact_units, p.posted FROM usage_postings p
+               WHERE p.organization_id = $1 AND p.project_id = c.project_id AND p.currency = c.currency AND p.period = c.period
+               ORDER BY p.step DESC LIMIT 1
+             ) h`,
+      values: [organizationId, chains.map((c) => c.projectId), chains.map((c) => c.currency), chains.map((c) => c.period)],
+    });
+    return rows.map((row) => ({
+      projectId: row.project_id,
+      currency: row.currency.trim(),
+      period: row.period,
+      step: row.step,
+      exactUnits: BigInt(row.exact_units),
+      posted: bigintOf(row.posted),
+    }));
+  }
+
+  async insertChainSteps(tx: Tx, steps: readonly NewChainStep[]): Promise<void> {
+    if (steps.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_insert_chain_steps',
+      text: `INSERT INTO usage_postings (id, organization_id, project_id, currency, period, step, exact_units, posted, delta, lines, ledger_posting_id)
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::bpchar[], $5::date[], $6::int[], $7::numeric[], $8::int8[], $9::int8[],
+               $10::int[], $11::text[])`,
+      values: [
+        steps.map((s) => s.id),
+        steps.map((s) => s.organizationId),
+        steps.map((s) => s.projectId),
+        steps.map((s) => s.currency),
+        steps.map((s) => s.period),
+        steps.map((s) => s.step),
+        text(steps.map((s) => s.exactUnits)),
+        text(steps.map((s) => s.posted)),
+        text(steps.map((s) => s.delta)),
+        steps.map((s) => s.lines),
+        steps.map((s) => s.ledgerPostingId),
+      ],
+    });
+  }
+
+  async insertLines(tx: Tx, lines: readonly NewUsageLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_insert_lines',
+      text: `INSERT INTO usage_lines (line_key, kind, event_id, usage_id, window_index, window_start, window_end, organization_id, department_id,
+               project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version, quantity, currency, price_book_id,
+               price_book_version, unit_price, exact_units, period, occurred_at, usage_posting_id)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::timestamptz[], $7::timestamptz[], $8::uuid[],
+               $9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::int8[], $18::bpchar[],
+               $19::uuid[], $20::int[], $21::numeric[], $22::numeric[], $23::date[], $24::timestamptz[], $25::text[])`,
+      values: [
+        lines.map((l) => l.lineKey),
+        lines.map((l) => l.kind),
+        lines.map((l) => l.eventId),
+        lines.map((l) => l.usageId),
+        lines.map((l) => l.windowIndex),
+        lines.map((l) => l.windowStart),
+        lines.map((l) => l.windowEnd),
+        lines.map((l) => l.organizationId),
+        lines.map((l) => l.departmentId),
+        lines.map((l) => l.projectId),
+        lines.map((l) => l.apiKeyId),
+        lines.map((l) => l.product),
+        lines.map((l) => l.resourceType),
+        lines.map((l) => l.resourceId),
+        lines.map((l) => l.unitId),
+        lines.map((l) => l.unitVersion),
+        text(lines.map((l) => l.quantity)),
+        lines.map((l) => l.currency),
+        lines.map((l) => l.priceBookId),
+        lines.map((l) => l.priceBookVersion),
+        lines.map((l) => l.unitPrice),
+        text(lines.map((l) => l.exactUnits)),
+        lines.map((l) => l.period),
+        lines.map((l) => l.occurredAt),
+        lines.map((l) => l.usagePostingId),
+      ],
+    });
+  }
+
+  /** Adds to the hourly rollups, one delta per row (the caller sums deltas of one key first), in key order. */
+  async addRollups(tx: Tx, rollups: readonly RollupDelta[]): Promise<void> {
+    if (rollups.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_add_rollups',
+      text: `INSERT INTO usage_rollups AS r (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id,
+               unit_id, unit_version, price_book_version, currency, lines, quantity, exact_units)
+             SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+               $9::text[], $10::int[], $11::int[], $12::bpchar[], $13::int8[], $14::numeric[], $15::numeric[])
+             ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+             ON CONFLICT (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version,
+               price_book_version, currency)
+             DO UPDATE SET lines = r.lines + EXCLUDED.lines, quantity = r.quantity + EXCLUDED.quantity, exact_units = r.exact_units + EXCLUDED.exact_units`,
+      values: [
+        rollups.map((r) => r.hour),
+        rollups.map((r) => r.organizationId),
+        rollups.map((r) => r.departmentId),
+        rollups.map((r) => r.projectId),
+        rollups.map((r) => r.apiKeyId),
+        rollups.map((r) => r.product),
+        rollups.map((r) => r.resourceType),
+        rollups.map((r) => r.resourceId),
+        rollups.map((r) => r.unitId),
+        rollups.map((r) => r.unitVersion),
+        rollups.map((r) => r.priceBookVersion),
+        rollups.map((r) => r.currency),
+        text(rollups.map((r) => r.lines)),
+        text(rollups.map((r) => r.quantity)),
+        text(rollups.map((r) => r.exactUnits)),
+      ],
+    });
+  }
+
+  /** Records the chain step each rated event's lines went into. */
+  async setRatingPostings(tx: Tx, postings: readonly { eventId: string; usagePostingId: string }[]): Promise<void> {
+    if (postings.length === 0) return;
+    await tx.query({
+      name: 'usage_rating_set_postings',
+      text: `UPDATE usage_ratings r SET usage_posting_id = p.usage_posting_id
+             FROM unnest($1::uuid[], $2::text[]) AS p(event_id, usage_posting_id)
+             WHERE r.event_id = p.event_id`,
+      values: [postings.map((p) => p.eventId), postings.map((p) => p.usagePostingId)],
+    });
+  }
+
+  /** The low-balance threshold the organization's newest accepted usage was ingested with. */
+  async latestThreshold(tx: Tx, organizationId: string): Promise<bigint | null> {
+    const { rows } = await tx.query<{ threshold: string }>({
+      name: 'usage_rating_latest_threshold',
+      text: `SELECT low_balance_threshold::text AS threshold FROM usage_events
+             WHERE organization_id = $1 AND status = 'accepted' AND low_balance_threshold IS NOT NULL
+             ORDER BY occurred_at DESC LIMIT 1`,
+      values: [organizationId],
+    });
+    return rows[0] ? bigintOf(rows[0].threshold) : null;
+  }
+
+  /** Marks the batch rated once; returns when it was received and rated, or null when it was marked before (or is unknown). */
+  async markBatchRated(db: Db, batchId: string): Promise<{ receivedAt: Date; ratedAt: Date } | null> {
+    const { rows } = await db.query<{ received_at: Date; rated_at: Date }>({
+      name: 'usage_rating_mark_batch',
+      text: 'UPDATE usage_batches SET rated_at = CURRENT_TIMESTAMP WHERE id = $1 AND rated_at IS NULL RETURNING received_at, rated_at',
+      values: [batchId],
+    });
+    return rows[0] ? { receivedAt: rows[0].received_at, ratedAt: rows[0].rated_at } : null;
+  }
+
+  /** Batches never marked rated that were received at or before `receivedBefore`, oldest first. */
+  async unratedBatches(db: Db, receivedBefore: Date, limit: number): Promise<string[]> {
+    const { rows } = await db.query<{ id: string }>({
+      name: 'usage_rating_unrated_batches',
+      text: 'SELECT id FROM usage_batches WHERE rated_at IS NULL AND received_at <= $1 ORDER BY received_at, id LIMIT $2',
+      values: [receivedBefore, limit],
+    });
+    return rows.map((row) => row.id);
+  }
+
+  /** Batches holding accepted, unrated events that occurred in [from, to). */
+  async batchesWithUnratedEvents(db: Db, from: Date, to: Date): Promise<string[]> {
+    const { rows } = await db.query<{ batch_id: string }>(
+      `SELECT DISTINCT e.batch_id FROM usage_events e
+       WHERE e.status = 'accepted' AND e.occurred_at >= $1 AND e.occurred_at < $2
+         AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+       ORDER BY e.batch_id`,
+      [from, to],
+    );
+    return rows.map((row) => row.batch_id);
+  }
+}

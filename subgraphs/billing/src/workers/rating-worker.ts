@@ -1,0 +1,74 @@
+import { Worker, type Job } from 'bullmq';
+import type { Logger } from '@aifactory/logging';
+import type { ServiceMetrics } from '@aifactory/telemetry';
+import type { UsageRating } from '../domain/usage-rating.js';
+import { RATE_BATCH_ATTEMPTS, RATE_BATCH_JOB, RATING_QUEUE_NAME, type RateBatchJob } from './rating-queue.js';
+
+/** Rating lags from seconds (a fresh batch) to hours (a backlog after an outage). */
+const LAG_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+
+export interface RatingWorkerOptions {
+  rating: UsageRating;
+  redisUrl: string;
+  /** BILLING_QUEUE_PREFIX. */
+  prefix: string;
+  /** BILLING_RATING_CONCURRENCY: batches rated at once. */
+  concurrency: number;
+  /** BILLING_RATING_LOCK_MS: a job whose worker died is taken up again after about this long. */
+  lockDurationMs: number;
+  logger: Logger;
+  metrics?: ServiceMetrics;
+}
+
+export interface RunningRatingWorker {
+  /** Resolves once the worker is connected to Redis and taking jobs. */
+  ready(): Promise<void>;
+  /** Takes no new job and waits for the batches being rated. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Rates ingested batches from the `billing-usage-rating` queue: in the
+ * billing server (BILLING_RATING_IN_PROCESS) or in a process of its own
+ * (rating-process.ts). Any number of workers may run: a batch's job runs on
+ * one at a time, and rating itself is safe to repeat (UsageRating). A job
+ * that fails is retried with exponential backoff; after its last attempt it
+ * stays failed, a dead letter.
+ */
+export function startRatingWorker(options: RatingWorkerOptions): RunningRatingWorker {
+  const { rating, logger } = options;
+  const lag = options.metrics?.histogram('aif_billing_rating_lag_seconds', 'Seconds from a usage batch received to it rated.', [], LAG_BUCKETS);
+  const worker = new Worker<RateBatchJob>(
+    RATING_QUEUE_NAME,
+    async (job: Job<RateBatchJob>) => {
+      if (job.name !== RATE_BATCH_JOB) throw new Error(`billing-usage-rating has no job ${job.name}`);
+      const rated = await rating.rateBatch(job.data.batchId);
+      if (rated.marked) lag?.observe((rated.marked.ratedAt.getTime() - rated.marked.receivedAt.getTime()) / 1000);
+      logger.debug({ batchId: rated.batchId, events: rated.events, lines: rated.lines }, 'usage batch rated');
+    },
+    {
+      // A worker's blocking reads must wait for Redis however long it is away (BullMQ requires it).
+      connection: { url: options.redisUrl, maxRetriesPerRequest: null },
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.lockDurationMs,
+      // A batch whose worker died (a deploy, a crash) goes back to wait; only repeated deaths make it a dead letter.
+      maxStalledCount: RATE_BATCH_ATTEMPTS,
+    },
+  );
+  worker.on('failed', (job, error) => {
+    const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    const fields = { err: error, batchId: job?.data.batchId, attempt: job?.attemptsMade };
+    if (final) logger.error(fields, 'usage batch could not be rated; its job is dead-lettered');
+    else logger.warn(fields, 'usage batch rating failed; it is retried');
+  });
+  // Redis connection errors: BullMQ reconnects; unheard, the 'error' event would end the process.
+  worker.on('error', (error) => logger.warn({ err: error }, 'rating worker lost its Redis connection; it reconnects'));
+  return {
+    ready: async () => {
+      await worker.waitUntilReady();
+    },
+    stop: () => worker.close(),
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * Balance alerts on a real database: each check runs in the transaction of
+ * the charge or credit that moved the balance, under the funds row lock the
+ * ledger took, and writes its events to billing's outbox there. Announcements
+ * are counted in the outbox, the only place they exist.
+ */
+import { randomUUID } from 'node:crypto';
+import { eventEnvelopeSchema, parseEvent } from '@aifactory/contracts';
+import { uniqueEventSubjectPrefix } from '@aifactory/testing';
+import { inTransaction } from '../src/data/transactions.js';
+import { BalanceAlerts, LOW_WARNING_REPEAT_MS } from '../src/domain/balance-alerts.js';
+import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+
+const THRESHOLD = 1000n;
+const HOUR_MS = 60 * 60 * 1000;
+const t0 = new Date('2030-05-01T00:00:00.000Z');
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+/** An outbox row as `pg` returns it, the columns of the envelope. */
+interface OutboxRow {
+  id: string;
+  type: string;
+  version: number;
+  subject: string;
+  occurred_at: Date;
+  correlation_id: string;
+  traceparent: string | null;
+  actor: { type: string; id: string };
+  organization_id: string | null;
+  department_id: string | null;
+  project_id: string | null;
+  registry_versions: Record<string, number>;
+  aggregate_type: string;
+  aggregate_id: string;
+  aggregate_version: number;
+  payload: Record<string, unknown>;
+}
+
+describe('balance alerts', () => {
+  let fixture: BillingFixture;
+  let alerts: BalanceAlerts;
+  const subjectPrefix = uniqueEventSubjectPrefix();
+
+  beforeAll(async () => {
+    fixture = await startBillingFixture({ poolSize: 8 });
+    alerts = new BalanceAlerts({ subjectPrefix });
+  });
+
+  afterAll(async () => {
+    await fixture.close();
+  });
+
+  /** Charges `amount` and checks the balance in one transaction, as rating does after a posting. */
+  const charge = (organizationId: string, amount: bigint, now: Date, threshold = THRESHOLD) =>
+    inTransaction(fixture.database.pool, async (tx) => {
+      await fixture.ledger.chargeIn(tx, { postingId: `test:${randomUUID()}`, kind: 'usage', organizationId, amount, actor: testActor });
+      return alerts.checkIn(tx, organizationId, threshold, now);
+    });
+
+  /** Credits the paid balance back (a usage adjustment) and checks, in one transaction. */
+  const credit = (organizationId: string, amount: bigint, now: Date, threshold = THRESHOLD) =>
+    inTransaction(fixture.database.pool, async (tx) => {
+      await fixture.ledger.creditIn(tx, {
+        postingId: `test:${randomUUID()}`,
+        kind: 'usage_adjustment',
+        organizationId,
+        amount,
+        to: 'customer_balance',
+        from: 'revenue',
+        actor: testActor,
+      });
+      return alerts.checkIn(tx, organizationId, threshold, now);
+    });
+
+  /** The organization's announcements, in version order: `<event>:<reason>` each. */
+  const announced = async (organizationId: string) => (await outboxRows(organizationId)).map((row) => `${row.type.split('.').pop()}:${row.payload.reason}`);
+
+  const outboxRows = async (organizationId: string) =>
+    (
+      await fixture.admin.query<OutboxRow>(
+        `SELECT id, type, version, subject, occurred_at, correlation_id, traceparent, actor, organization_id, department_id, project_id,
+           registry_versions, aggregate_type, aggregate_id, aggregate_version, payload
+         FROM outbox_events WHERE aggregate_type = 'organization_balance' AND aggregate_id = $1 ORDER BY aggregate_version`,
+        [organizationId],
+      )
+    ).rows;
+
+  it('warns exactly once when many concurrent charges cross the threshold, and announces depletion once', async () => {
+    const { organizationId } = await fixture.organization({ paid: 10_000n });
+    // 40 charges of 250: the 36th to commit takes the balance to 1000, the 40th to 0, whichever they are.
+    const results = await Promise.all(Array.from({ length: 40 }, () => charge(organizationId, 250n, t0)));
+    expect(results.flat()).toHaveLength(2);
+
+    const rows = await outboxRows(organizationId);
+    expect(rows.map((row) => [row.type, row.aggregate_version, row.payload.reason, row.payload.balance])).toEqual([
+      ['platform.billing.balance.low_warning', 1, 'crossed', '1000'],
+      ['platform.billing.balance.depleted', 2, 'crossed', '0'],
+    ]);
+    for (const row of rows) {
+      expect(row.subject).toBe(`${subjectPrefix}.${row.type}`);
+      const envelope = eventEnvelopeSchema.parse({
+        id: row.id,
+        type: row.type,
+        version: row.version,
+        occurredAt: row.occurred_at.toISOString(),
+        correlationId: row.correlation_id,
+        traceparent: row.traceparent,
+        actor: row.actor,
+        organizationId: row.organization_id,
+        departmentId: row.department_id,
+        projectId: row.project_id,
+        registryVersions: row.registry_versions,
+        aggregateType: row.aggregate_type,
+        aggregateId: row.aggregate_id,
+        aggregateVersion: row.aggregate_version,
+        payload: row.payload,
+      });
+      expect(envelope).toMatchObject({ organizationId, occurredAt: t0.toISOString(), actor: { type: 'system' } });
+      const parsed = parseEvent(envelope);
+      expect(parsed.ok).toBe(true);
+      expect(row.payload).toMatchObject({ organizationId, currency: 'USD', threshold: '1000', announcedAt: t0.toISOString() });
+    }
+    const state = await fixture.admin.query('SELECT low, depleted, version FROM balance_alerts WHERE organization_id = $1', [organizationId]);
+    expect(state.rows).toEqual([{ low: true, depleted: true, version: 2 }]);
+  });
+
+  it('writes nothing, not even its row, while the balance stays above the threshold', async () => {
+    const { organizationId } = await fixture.organization({ paid: 5000n });
+    expect(await charge(organizationId, 100n, t0)).toEqual([]);
+    const state = await fixture.admin.query('SELECT 1 FROM balance_alerts WHERE organization_id = $1', [organizationId]);
+    expect(state.rowCount).toBe(0);
+    expect(await announced(organizationId)).toEqual([]);
+  });
+
+  it('reminds once 24 h after the last warning while still low, however many charges race, and not again within 24 h', async () => {
+    const { organizationId } = await fixture.organization({ paid: 2000n });
+    await charge(organizationId, 1500n, t0);
+    await charge(organizationId, 1n, at(23 * HOUR_MS));
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed']);
+
+    await Promise.all(Array.from({ length: 10 }, () => charge(organizationId, 1n, at(LOW_WARNING_REPEAT_MS))));
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'low_warning:still_low']);
+
+    await charge(organizationId, 1n, at(LOW_WARNING_REPEAT_MS + 23 * HOUR_MS));
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'low_warning:still_low']);
+    await charge(organizationId, 1n, at(2 * LOW_WARNING_REPEAT_MS));
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'low_warning:still_low', 'low_warning:still_low']);
+  });
+
+  it('serializes checks that run without a posting on the funds row themselves', async () => {
+    const { organizationId } = await fixture.organization({ paid: 500n });
+    const checks = await Promise.all(
+      Array.from({ length: 10 }, () => inTransaction(fixture.database.pool, (tx) => alerts.checkIn(tx, organizationId, THRESHOLD, t0))),
+    );
+    expect(checks.flat()).toHaveLength(1);
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed']);
+  });
+
+  it('warns again when the balance went back above the threshold and then below it, within 24 h', async () => {
+    const { organizationId } = await fixture.organization({ paid: 2000n });
+    await charge(organizationId, 1500n, t0);
+    expect(await credit(organizationId, 1000n, at(HOUR_MS))).toEqual([]);
+    await charge(organizationId, 1000n, at(2 * HOUR_MS));
+    const rows = await outboxRows(organizationId);
+    expect(rows.map((row) => [row.payload.reason, row.payload.balance, row.aggregate_version])).toEqual([
+      ['crossed', '500', 1],
+      ['crossed', '500', 2],
+    ]);
+  });
+
+  it('announces depletion once per crossing to zero or below', async () => {
+    const { organizationId } = await fixture.organization({ paid: 1000n });
+    const threshold = 100n;
+    await charge(organizationId, 1000n, t0, threshold);
+    await charge(organizationId, 100n, at(1_000), threshold);
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'depleted:crossed']);
+
+    // Back above zero but still low: depletion clears, the low warning stands.
+    await credit(organizationId, 150n, at(2_000), threshold);
+    await charge(organizationId, 60n, at(3_000), threshold);
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'depleted:crossed', 'depleted:crossed']);
+
+    // Above the threshold, then down past both in one charge.
+    await credit(organizationId, 500n, at(4_000), threshold);
+    await charge(organizationId, 500n, at(5_000), threshold);
+    expect(await announced(organizationId)).toEqual([
+      'low_warning:crossed',
+      'depleted:crossed',
+      'depleted:crossed',
+      'low_warning:crossed',
+      'depleted:crossed',
+    ]);
+    expect((await outboxRows(organizationId)).map((row) => row.payload.balance)).toEqual(['0', '0', '-10', '-10', '-10']);
+  });
+
+  it('counts promotional credit in the balance', async () => {
+    const { organizationId } = await fixture.organization({ paid: 500n, promotional: 1000n });
+    expect(await charge(organizationId, 400n, t0)).toEqual([]);
+    await charge(organizationId, 200n, at(1_000));
+    expect((await outboxRows(organizationId)).map((row) => row.payload.balance)).toEqual(['900']);
+  });
+
+  it('announces nothing from a transaction that rolls back; the next committed crossing does', async () => {
+    const { organizationId } = await fixture.organization({ paid: 2000n });
+    await expect(
+      inTransaction(fixture.database.pool, async (tx) => {
+        await fixture.ledger.chargeIn(tx, { postingId: `test:${randomUUID()}`, kind: 'usage', organizationId, amount: 1500n, actor: testActor });
+        expect(await alerts.checkIn(tx, organizationId, THRESHOLD, t0)).toHaveLength(1);
+        throw new Error('rating failed after the check');
+      }),
+    ).rejects.toThrow('rating failed after the check');
+    expect(await announced(organizationId)).toEqual([]);
+    await charge(organizationId, 1500n, at(1_000));
+    expect(await announced(organizationId)).toEqual(['low_warning:crossed']);
+  });
+
+  it('refuses an organization billing has no funds for', async () => {
+    await expect(inTransaction(fixture.database.pool, (tx) => alerts.checkIn(tx, randomUUID(), THRESHOLD, t0))).rejects.toMatchObject({
+      code: 'BILLING_ORGANIZATION_UNKNOWN',
+    });
+  });
+});

@@ -1,0 +1,278 @@
+/**
+ * Issue 17, rating: accepted usage becomes lines priced with the snapshot
+ * ingestion took, posted in whole minor units along remainder chains (one
+ * per organization, project, currency and UTC month: floor(exact total)
+ * minus what was posted), exactly once however often or concurrently a
+ * batch is rated.
+ */
+import { randomUUID } from 'node:crypto';
+import { ManualClock } from '@aifactory/clock';
+import { balanceLowWarningV1 } from '@aifactory/contracts';
+import { uniqueEventSubjectPrefix } from '@aifactory/testing';
+import { AccountDirectory } from '../src/data/account-directory.js';
+import { openOrganizationAccountsIn } from '../src/data/accounts.js';
+import { PriceBookStore } from '../src/data/price-books.js';
+import { inTransaction } from '../src/data/transactions.js';
+import { BalanceAlerts } from '../src/domain/balance-alerts.js';
+import { Ledger } from '../src/domain/ledger.js';
+import { UsageRating } from '../src/domain/usage-rating.js';
+import { sweepUnratedBatches } from '../src/workers/unrated-batches.js';
+import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import {
+  insertBatch,
+  pointEvent,
+  ratedState,
+  ratedTotals,
+  serviceAccount,
+  snapshotPrice,
+  type AcceptedUsage,
+  type SnapshotPrice,
+  type UsageScope,
+} from './rating-fixture.js';
+
+const SEED = Number(process.env.USAGE_RATING_SEED ?? Date.now() % 2 ** 31);
+const D = 3_600_000_000_000_000n;
+
+/** mulberry32, seeded so a failing run can be replayed with USAGE_RATING_SEED. */
+function generator(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let fx: BillingFixture;
+let rating: UsageRating;
+const clock = new ManualClock(Date.UTC(2026, 5, 1));
+const subjectPrefix = uniqueEventSubjectPrefix();
+const newRater = () => new UsageRating(fx.database.pool, new Ledger(fx.database.pool, new AccountDirectory(fx.database.pool)), { balanceAlerts: new BalanceAlerts({ subjectPrefix }), clock });
+
+beforeAll(async () => {
+  fx = await startBillingFixture({ poolSize: 6 });
+  rating = newRater();
+});
+
+afterAll(async () => {
+  await fx?.close();
+});
+
+/** Rating left exactly the expected whole minor units in every chain, in the ledger, the funds and the budgets. */
+async function expectExactlyRated(organizationId: string, events: readonly AcceptedUsage[]): Promise<void> {
+  const { actual, expected } = await ratedTotals(fx.admin, organizationId, events);
+  expect({ seed: SEED, ...actual }).toEqual({ seed: SEED, ...expected });
+}
+
+function randomEvents(random: () => number, scopes: readonly UsageScope[], count: number, months: readonly number[]): AcceptedUsage[] {
+  const prices: SnapshotPrice[] = ['0.00015', '1.333333333333', '0.7', '12.000000000001', '0.000000000007'].map((unitPrice) => snapshotPrice(unitPrice));
+  return Array.from({ length: count }, () => {
+    const month = months[Math.floor(random() * months.length)]!;
+    const occurredAt = new Date(Date.UTC(2026, month, 1 + Math.floor(random() * 27), Math.floor(random() * 24), Math.floor(random() * 60), 0, Math.floor(random() * 1000)));
+    const scope = scopes[Math.floor(random() * scopes.length)]!;
+    const byKey = random() < 0.5 ? { actor: serviceAccount, apiKeyId: 'key-rating-test' } : { actor: { type: 'user' as const, id: 'user-rating-test' } };
+    return pointEvent(scope, prices[Math.floor(random() * prices.length)]!, BigInt(1 + Math.floor(random() * 5_000)), occurredAt, byKey);
+  });
+}
+
+describe('rating point usage', () => {
+  it('posts three events of 0.4 minor units as 0, 0 and 1 along the remainder chain, the remainder kept exact', async () => {
+    const scope = await fx.organization();
+    const at = new Date('2026-05-10T12:00:00Z');
+    const eventIds: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const batch = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('0.4'), 1n, at)]);
+      eventIds.push(...batch.eventIds);
+      const rated = await rating.rateBatch(batch.batchId);
+      expect(rated).toMatchObject({ batchId: batch.batchId, events: 1, lines: 1 });
+      expect(rated.marked).not.toBeNull();
+      // Again: nothing left to rate, and the batch was marked already.
+      expect(await rating.rateBatch(batch.batchId)).toEqual({ batchId: batch.batchId, events: 0, lines: 0, marked: null });
+    }
+
+    const state = await ratedState(fx.admin, scope.organizationId);
+    const chain = `usage:${scope.organizationId}:${scope.projectId}:2026-05-01`;
+    expect(state.steps.map((step) => [step.id, step.step, step.exact_units, step.posted, step.delta, step.lines, step.ledger_posting_id])).toEqual([
+      [`${chain}:1`, 1, (D * 4n / 10n).toString(), '0', '0', 1, null],
+      [`${chain}:2`, 2, (D * 8n / 10n).toString(), '0', '0', 1, null],
+      [`${chain}:3`, 3, (D * 12n / 10n).toString(), '1', '1', 1, `${chain}:3`],
+    ]);
+    expect(state).toMatchObject({ lines: 3, ratings: 3, usagePostings: 1, revenue: 1n, funds: -1n, spent: 1n });
+    const { rows: ratings } = await fx.admin.query('SELECT event_id, usage_posting_id FROM usage_ratings WHERE event_id = ANY($1::uuid[])', [eventIds]);
+    expect(new Map(ratings.map((row) => [row.event_id, row.usage_posting_id]))).toEqual(new Map(eventIds.map((id, i) => [id, `${chain}:${i + 1}`])));
+    const { rows: lines } = await fx.admin.query(
+      `SELECT line_key, kind, quantity::text, unit_price::text, exact_units::text, period::text, usage_posting_id FROM usage_lines WHERE organization_id = $1 ORDER BY id`,
+      [scope.organizationId],
+    );
+    expect(lines).toEqual(
+      eventIds.map((id, i) => ({
+        line_key: `event:${id}`,
+        kind: 'point',
+        quantity: '1',
+        unit_price: '0.400000000000',
+        exact_units: (D * 4n / 10n).toString(),
+        period: '2026-05-01',
+        usage_posting_id: `${chain}:${i + 1}`,
+      })),
+    );
+  });
+
+  it('rates a batch over projects and months exactly to the minor unit, and rolls it up by hour and API key', async () => {
+    const random = generator(SEED);
+    const scope = await fx.organization();
+    const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
+    const events = randomEvents(random, [scope, other], 600, [3, 4]);
+    const { batchId } = await insertBatch(fx.admin, events);
+    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 600, lines: 600 });
+    await expectExactlyRated(scope.organizationId, events);
+
+    const { rows: rollups } = await fx.admin.query<{ hour: Date; api_key_id: string; lines: string; quantity: string; exact_units: string }>(
+      'SELECT hour, api_key_id, lines::text, quantity::text, exact_units::text FROM usage_rollups WHERE organization_id = $1',
+      [scope.organizationId],
+    );
+    const byKey = (rows: { key: string; lines: bigint; quantity: bigint }[]) => {
+      const sums = new Map<string, { lines: bigint; quantity: bigint }>();
+      for (const row of rows) {
+        const sum = sums.get(row.key) ?? { lines: 0n, quantity: 0n };
+        sums.set(row.key, { lines: sum.lines + row.lines, quantity: sum.quantity + row.quantity });
+      }
+      return sums;
+    };
+    const hourOf = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString();
+    expect(byKey(rollups.map((row) => ({ key: `${row.hour.toISOString()}|${row.api_key_id}`, lines: BigInt(row.lines), quantity: BigInt(row.quantity) })))).toEqual(
+      byKey(events.map((event) => ({ key: `${hourOf(event.occurredAt)}|${event.apiKeyId ?? ''}`, lines: 1n, quantity: event.quantity }))),
+    );
+    const { rows: exact } = await fx.admin.query(
+      `SELECT (SELECT sum(exact_units) FROM usage_rollups WHERE organization_id = $1)::text AS rollups,
+              (SELECT sum(exact_units) FROM usage_lines WHERE organization_id = $1)::text AS lines`,
+      [scope.organizationId],
+    );
+    expect(exact[0].rollups).toBe(exact[0].lines);
+  });
+
+  it('rates late usage at the price book in force when it occurred, not at the one in force when it is rated', async () => {
+    const currency = 'SEK';
+    const scope = await fx.organization({ currency });
+    const books = new PriceBookStore(fx.database.pool);
+    for (const [effectiveFrom, unitPrice] of [
+      [new Date('2026-01-01T00:00:00Z'), '2'],
+      [new Date('2026-03-01T00:00:00Z'), '3'],
+    ] as const) {
+      await inTransaction(fx.database.pool, async (tx) => {
+        const book = await books.insertBook(tx, { currency, effectiveFrom, description: `token prices from ${effectiveFrom.toISOString()}`, actor: testActor });
+        await books.insertPrices(tx, book.id, [{ unitId: 'token_output', unitVersion: 1, resourceType: '*', resourceId: '*', unitPrice }]);
+      });
+    }
+    // What ingestion records: the price in force at the event's own time, looked up when it arrives (both arrive in March).
+    const snapshotAt = async (at: Date): Promise<SnapshotPrice> => {
+      const found = (await books.priceInForce(currency, 'token_output', 'model', 'llama', at))!;
+      return { currency, priceBookId: found.book.id, priceBookVersion: found.book.version, unitPrice: found.price.unitPrice, basePerUnit: 1 };
+    };
+    const late = pointEvent(scope, await snapshotAt(new Date('2026-02-27T23:59:59.999Z')), 1_000n, new Date('2026-02-27T23:59:59.999Z'));
+    const current = pointEvent(scope, await snapshotAt(new Date('2026-03-02T08:00:00Z')), 1_000n, new Date('2026-03-02T08:00:00Z'));
+    const { batchId } = await insertBatch(fx.admin, [current, late]);
+    await rating.rateBatch(batchId);
+
+    const { rows } = await fx.admin.query(
+      'SELECT period::text, price_book_version, unit_price::text, exact_units::text FROM usage_lines WHERE organization_id = $1 ORDER BY occurred_at',
+      [scope.organizationId],
+    );
+    expect(rows).toEqual([
+      { period: '2026-02-01', price_book_version: 1, unit_price: '2.000000000000', exact_units: (2_000n * D).toString() },
+      { period: '2026-03-01', price_book_version: 2, unit_price: '3.000000000000', exact_units: (3_000n * D).toString() },
+    ]);
+    await expectExactlyRated(scope.organizationId, [late, current]);
+  });
+
+  it('rates every event once when two raters take the same batches of one organization at the same time', async () => {
+    const random = generator(SEED + 1);
+    const scope = await fx.organization();
+    const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
+    const raters = [rating, newRater()];
+    const all: AcceptedUsage[] = [];
+    const batches: string[] = [];
+    for (let i = 0; i < 8; i += 1) {
+      const events = randomEvents(random, [scope, other], 60, [4]);
+      all.push(...events);
+      batches.push((await insertBatch(fx.admin, events)).batchId);
+    }
+    const results = await Promise.all(batches.flatMap((batchId) => raters.map((rater) => rater.rateBatch(batchId))));
+    // Each event was rated by exactly one of the calls; each batch was marked by exactly one.
+    expect(results.reduce((sum, result) => sum + result.events, 0)).toBe(all.length);
+    expect(results.filter((result) => result.marked !== null).map((result) => result.batchId).sort()).toEqual([...batches].sort());
+    await expectExactlyRated(scope.organizationId, all);
+  });
+
+  it("keeps rating an organization's usage when another organization of the batch fails, and rates the rest when the job runs again", async () => {
+    const good = await fx.organization();
+    const missing = { organizationId: randomUUID(), departmentId: randomUUID(), projectId: randomUUID() };
+    const goodEvents = [pointEvent(good, snapshotPrice('1'), 7n, new Date('2026-05-03T10:00:00Z'))];
+    const missingEvents = [pointEvent(missing, snapshotPrice('1'), 5n, new Date('2026-05-03T10:00:00Z')), pointEvent(missing, snapshotPrice('1'), 6n, new Date('2026-05-03T11:00:00Z'))];
+    const { batchId } = await insertBatch(fx.admin, [...missingEvents, ...goodEvents]);
+
+    // The organization's accounts are not open yet: its transaction fails, the other one commits, the batch stays unrated.
+    expect(await codeOf(rating.rateBatch(batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
+    await expectExactlyRated(good.organizationId, goodEvents);
+    expect((await ratedState(fx.admin, missing.organizationId)).ratings).toBe(0);
+    expect((await fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [batchId])).rows[0].rated_at).toBeNull();
+
+    await inTransaction(fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
+    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 2, lines: 2, marked: expect.anything() });
+    await expectExactlyRated(missing.organizationId, missingEvents);
+    await expectExactlyRated(good.organizationId, goodEvents);
+  });
+
+  it("warns of a low balance at the threshold the organization's usage was ingested with", async () => {
+    const warned = await fx.organization({ paid: 6_000n });
+    const calm = await fx.organization({ paid: 6_000n });
+    const at = new Date('2026-05-20T09:00:00Z');
+    const { batchId } = await insertBatch(fx.admin, [
+      pointEvent(warned, snapshotPrice('1'), 2_000n, at, { lowBalanceThreshold: 5_000n }),
+      // Below the policy default of 1000 only: not low at its own threshold.
+      pointEvent(calm, snapshotPrice('1'), 2_000n, at, { lowBalanceThreshold: 1_000n }),
+    ]);
+    await rating.rateBatch(batchId);
+    const { rows } = await fx.admin.query('SELECT type, aggregate_id, payload FROM outbox_events WHERE aggregate_id = ANY($1::text[])', [[warned.organizationId, calm.organizationId]]);
+    expect(rows).toEqual([
+      { type: balanceLowWarningV1.type, aggregate_id: warned.organizationId, payload: expect.objectContaining({ balance: '4000', threshold: '5000', reason: 'crossed' }) },
+    ]);
+  });
+
+  it('rates the unrated usage of a span by its batches, and leaves the rest', async () => {
+    const scope = await fx.organization();
+    const inside = [pointEvent(scope, snapshotPrice('2'), 3n, new Date('2026-01-15T00:00:00Z')), pointEvent(scope, snapshotPrice('2'), 4n, new Date('2026-01-31T23:59:59.999Z'))];
+    const outside = [pointEvent(scope, snapshotPrice('2'), 5n, new Date('2026-02-01T00:00:00Z'))];
+    const first = await insertBatch(fx.admin, inside);
+    const second = await insertBatch(fx.admin, outside);
+    expect(await rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-02-01T00:00:00Z'))).toEqual({ batches: 1, events: 2 });
+    await expectExactlyRated(scope.organizationId, inside);
+    const { rows } = await fx.admin.query('SELECT id, rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = ANY($1::uuid[]) ORDER BY rated', [[first.batchId, second.batchId]]);
+    expect(rows).toEqual([
+      { id: second.batchId, rated: false },
+      { id: first.batchId, rated: true },
+    ]);
+    expect(await rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).toEqual({ batches: 1, events: 1 });
+  });
+});
+
+describe('the unrated batch sweeper', () => {
+  it('enqueues batches left unrated for 30 s, and no rated or younger one', async () => {
+    const scope = await fx.organization();
+    const now = clock.now();
+    const stale = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 30_001) });
+    const young = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 29_000) });
+    const rated = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
+    await rating.rateBatch(rated.batchId);
+    // Other tests' batches are all rated, or (the failed organization's) rated by now too.
+    const enqueued: string[] = [];
+    const queue = { enqueue: async (batchId: string) => void enqueued.push(batchId) };
+    await sweepUnratedBatches({ rating, queue, clock });
+    expect(enqueued).toEqual([stale.batchId]);
+    clock.advance(1_001);
+    enqueued.length = 0;
+    await sweepUnratedBatches({ rating, queue, clock });
+    expect(enqueued).toEqual([stale.batchId, young.batchId]);
+  });
+});
