@@ -24,15 +24,16 @@ export interface SubgraphHttpRoute {
 }
 
 /**
- * `call` and `access` (the caller's authorization, as GraphQL resolvers get
- * it: its denies are audited) are always set for `internal` routes and never
- * for `webhook` ones; `serviceClient` wherever the service has a credential
+ * `call` and `access` (the caller's authorization as GraphQL resolvers get
+ * it, its denies audited; built when first asked, since routes that decide by
+ * service identity alone must not need IAM's catalogue) are always set for
+ * `internal` routes and never for `webhook` ones; `serviceClient` wherever the service has a credential
  * of its own; `accessModel` is IAM's read model (catalogue, policy snapshots
  * and their age).
  */
 export type SubgraphHttpContext = RequestContext & {
   call?: VerifiedInternalCall;
-  access?: Access;
+  access?: () => Access;
   serviceClient?: ServiceClient;
   accessModel: AccessModelReader;
 };
@@ -68,7 +69,8 @@ export function subgraphHttpRoutes(
             const call = await verifyCall(ctx);
             ctx.actor = actorIdsOf(call.principal);
             // The same object the server logs from, so a `failure` the handler records reaches the request's log line.
-            const access = accessFor(call.principal, ctx.correlationId);
+            let built: Access | undefined;
+            const access = () => (built ??= accessFor(call.principal, ctx.correlationId));
             await route.handle(Object.assign(ctx, serviceClient ? { call, access, serviceClient, accessModel } : { call, access, accessModel }));
           };
   }

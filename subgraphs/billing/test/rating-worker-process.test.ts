@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { deleteRedisKeys, TEST_REDIS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { BullRatingQueue } from '../src/workers/rating-queue.js';
 import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
-import { eventually, insertBatch, pointEvent, ratedState, ratedTotals, serviceAccount, snapshotPrice, type AcceptedUsage, type UsageScope } from './rating-fixture.js';
+import { eventually, insertBatch, pointEvent, ratedState, ratedTotals, snapshotPrice, type AcceptedUsage, type UsageScope } from './rating-fixture.js';
 
 const RATING_PROCESS = fileURLToPath(new URL('../dist/workers/rating-process.js', import.meta.url));
 const prefix = `aiftest${randomBytes(5).toString('hex')}`;
@@ -125,7 +125,7 @@ describe('the rating worker process', () => {
       `INSERT INTO usage_rollups (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version,
          price_book_version, currency, lines, quantity, exact_units)
        VALUES (date_trunc('hour', $1::timestamptz), $2, $3, $4, $5, 'tokenfactory', 'model', 'llama', 'token_output', 1, 1, 'USD', 0, 0, 0)`,
-      [at, victim.organizationId, victim.departmentId, victim.projectId, serviceAccount.id],
+      [at, victim.organizationId, victim.departmentId, victim.projectId, ''],
     );
     const first = await startRatingProcess();
     await queue.enqueue(batchId);

@@ -83,8 +83,9 @@ describe('reservation routes', () => {
         return call;
       },
       policy as unknown as AccessModelReader,
+      // The reservation routes decide by the service identity and never ask for it.
       () => {
-        throw new Error('the reservation routes decide by the service identity, never by Access');
+        throw new Error('no Access in this test');
       },
     );
     server = await startHttpServer({ logger: createLogger({ service: 'billing', level: 'silent' }), routes, shutdownGraceMs: 100 }, 0);

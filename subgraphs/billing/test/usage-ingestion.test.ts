@@ -95,6 +95,7 @@ afterAll(async () => {
 interface StoredUsage {
   status: string;
   rejection_reason: string | null;
+  api_key_id: string | null;
   quantity: string | null;
   currency: string | null;
   price_book_id: string | null;
@@ -113,7 +114,7 @@ interface StoredUsage {
 async function stored(eventId: string): Promise<StoredUsage | undefined> {
   const { rows } = await fx.admin.query<StoredUsage>(
     `SELECT status, rejection_reason, quantity::text AS quantity, currency, price_book_id, price_book_version, unit_price::text AS unit_price,
-       base_per_unit, window_seconds, low_balance_threshold::text AS low_balance_threshold, occurred_at, opened_at, published_at, batch_id, envelope
+       base_per_unit, window_seconds, low_balance_threshold::text AS low_balance_threshold, api_key_id, occurred_at, opened_at, published_at, batch_id, envelope
      FROM usage_events WHERE event_id = $1`,
     [eventId],
   );
@@ -195,7 +196,7 @@ describe('usage ingestion', () => {
   it('snapshots the price in force, the currency, the unit and the policy onto accepted usage', async () => {
     const s = await scope();
     const point = usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 1234n, occurredAt: new Date(Date.now() - DAY_MS) })));
-    const opened = usageEnvelope(USAGE.gpuaas.opened(s, intervalUsage({ quantityPerSecond: 8n, resourceId: 'alloc-special' })));
+    const opened = usageEnvelope(USAGE.gpuaas.opened({ ...s, apiKeyId: 'key-ingestion-test' }, intervalUsage({ quantityPerSecond: 8n, resourceId: 'alloc-special' })));
     await publisher.publish(point);
     await publisher.publish(opened);
 
@@ -209,6 +210,7 @@ describe('usage ingestion', () => {
       base_per_unit: 1,
       window_seconds: null,
       low_balance_threshold: '1000',
+      api_key_id: null,
       occurred_at: new Date((point.payload as { occurredAt: string }).occurredAt),
       opened_at: null,
       envelope: null,
@@ -220,6 +222,7 @@ describe('usage ingestion', () => {
       unit_price: '99.000000000000',
       base_per_unit: 3600,
       window_seconds: 3600,
+      api_key_id: 'key-ingestion-test',
       opened_at: new Date((opened.payload as { openedAt: string }).openedAt),
     });
     expect(interval!.published_at).toBeInstanceOf(Date);

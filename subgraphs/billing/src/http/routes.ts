@@ -11,7 +11,7 @@ export function billingHttpRoutes(services: BillingServices): SubgraphHttpRoute[
     usageExportRoute(services.usageReads, (ctx) => {
       // The kit sets it with the verified call on every internal route.
       if (!ctx.access) throw new AppError('INTERNAL_AUTH_UNAUTHENTICATED', 'A valid internal token is required');
-      return ctx.access;
+      return ctx.access();
     }),
   ];
 }

@@ -18,6 +18,11 @@
 // npm run bench -- ledger [--duration 8 --concurrency 8 --rounds 4 --batch 500 --organizations 64]
 //   ledger postings (one per transaction and batched) and reservations against
 //   plain INSERTs of the same rows; a private database of its own
+// npm run bench -- usage [--events 100000 --publishers 4 --window 128 --organizations 20 --batch 1000
+//                          --rating-concurrency 2 --pool 10]
+//   usage events from JetStream publish to posted ledger (ingestion + BullMQ rating) against raw
+//   JetStream publishes of the same events, with ingest and rating lags and a zero-loss check;
+//   a private database, stream prefixes and Redis keys of its own
 // Each command is loaded on its own, so one needs only what it uses built.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'gateways') {
@@ -28,6 +33,8 @@ if (command === 'gateways') {
   process.exitCode = await (await import('./apikeys-bench.js')).runApiKeysBench(rest);
 } else if (command === 'ledger') {
   process.exitCode = await (await import('./ledger-bench.js')).runLedgerBench(rest);
+} else if (command === 'usage') {
+  process.exitCode = await (await import('./usage-bench.js')).runUsageBench(rest);
 } else if (command === 'events') {
   process.exitCode = await (await import('./event-bench.js')).runEventBench(rest);
 } else {
