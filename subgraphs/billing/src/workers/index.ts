@@ -13,6 +13,8 @@ import { startUnratedBatchSweeper } from './unrated-batches.js';
 import { startUsageAccrual } from './usage-accrual.js';
 import { startUsageIngestion } from './usage-ingestion.js';
 import { usagePolicyFrom } from '../domain/usage-ingestion.js';
+import { UsagePeriodCloses } from '../domain/usage-period-close.js';
+import { startUsagePeriodClose } from './usage-period-close.js';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -64,6 +66,8 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
     }
     started.push(startUsageAccrual({ rating: services.usageRating, clock: systemClock, everyMs: config.BILLING_ACCRUAL_INTERVAL_MS, logger: connected.logger }));
     started.push(startUnratedBatchSweeper({ rating: services.usageRating, queue: ratingQueue, clock: systemClock, logger: connected.logger }));
+    const usagePolicy = usagePolicyFrom(() => connected.accessModel());
+    started.push(startUsagePeriodClose({ closes: new UsagePeriodCloses(services.database.pool, usagePolicy), clock: systemClock, logger: connected.logger }));
     started.push(
       await startUsageIngestion({
         nc: connected.nats,
@@ -72,7 +76,7 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
         schema: services.database.schema,
         logger: connected.logger,
         metrics: connected.metrics,
-        policy: usagePolicyFrom(() => connected.accessModel()),
+        policy: usagePolicy,
         rating: ratingQueue,
         batchSize: config.BILLING_USAGE_BATCH_SIZE,
         scopeWaitMs: config.BILLING_USAGE_SCOPE_WAIT_MS,

@@ -110,6 +110,7 @@ interface UsageBenchOptions {
   organizations: number;
   batch: number;
   ratingConcurrency: number;
+  /** DB_POOL_SIZE of ingestion's pool and of rating's. */
   pool: number;
   /** Time every statement of ingestion's and rating's pools, and print where their database time went. */
   profile: boolean;
@@ -168,17 +169,16 @@ export async function runUsageBench(args: string[]): Promise<number> {
     progress('usage: private database, stream and queue prefixes');
     const db = await createTestDatabase({ subgraphs: ['billing'] });
     teardown.add('drop the private database', () => dropWhenIdle(db));
-    const admin = await db.admin();
-    teardown.add('close the admin connection', () => admin.end());
-    await admin.query('SET search_path TO billing');
-    if (process.env.H5_EXPERIMENT) await admin.query(`ALTER DATABASE "${db.layout.database}" SET plan_cache_mode = ${process.env.H5_EXPERIMENT}`);
-
     // Ingestion and rating each with a pool of their own (as when rating runs as its own process), so each one's database time shows apart.
     const database = openBillingDatabase({ DATABASE_URL: db.appUrl('billing'), DB_POOL_SIZE: options.pool });
     teardown.add("close ingestion's pool", () => database.close());
     const ratingDatabase = openBillingDatabase({ DATABASE_URL: db.appUrl('billing'), DB_POOL_SIZE: options.pool });
     teardown.add("close rating's pool", () => ratingDatabase.close());
     const statements = options.profile ? { ingestion: timeStatements(database.pool), rating: timeStatements(ratingDatabase.pool) } : undefined;
+    const admin = await db.admin();
+    teardown.add('close the admin connection', () => admin.end());
+    await admin.query('SET search_path TO billing');
+
     const subjectPrefix = uniqueEventSubjectPrefix();
     const rawPrefix = uniqueEventSubjectPrefix();
     teardown.add('delete the usage streams', () => deleteEventStreams(subjectPrefix));
@@ -645,7 +645,7 @@ function usageTables(result: UsageBenchResult): string {
   out +=
     `\nPublish acks: raw p50 ${fmt(raw.ackP50Ms)} ms, p99 ${fmt(raw.ackP99Ms)} ms; during the pipeline p50 ${fmt(published.ackP50Ms)} ms, ` +
     `p99 ${fmt(published.ackP99Ms)} ms; retried ${raw.retries + published.retries}, failed ${raw.failed + published.failed}.\n` +
-    '\n## Lags at that load (from the rows: JetStream store time, ingestion and rating transaction times)\n\n' +
+    '\n## Lags at that load (from the rows: JetStream\'s store time, then the start of the ingestion and of the rating transaction)\n\n' +
     '| lag | p50 s | p99 s | max s |\n|---|---|---|---|\n' +
     `| ingest: usage_events.received_at - published_at | ${fmt(lags.ingest.p50, 3)} | ${fmt(lags.ingest.p99, 3)} | ${fmt(lags.ingest.max, 3)} |\n` +
     `| rating: usage_ratings.rated_at - received_at | ${fmt(lags.rating.p50, 3)} | ${fmt(lags.rating.p99, 3)} | ${fmt(lags.rating.max, 3)} |\n` +
