@@ -6,11 +6,11 @@ export interface PeriodicTask {
 }
 
 /**
- * Runs `round` at once and then `everyMs` after each round ends, so rounds
- * never overlap. A failed round is logged and the next one runs on time:
- * background work must outlive a database blip.
+ * Runs `round` at once (or after `firstAfterMs`) and then `everyMs` after
+ * each round ends, so rounds never overlap. A failed round is logged and the
+ * next one runs on time: background work must outlive a database blip.
  */
-export function startPeriodicTask(options: { name: string; everyMs: number; logger: Logger; round: () => Promise<void> }): PeriodicTask {
+export function startPeriodicTask(options: { name: string; everyMs: number; firstAfterMs?: number; logger: Logger; round: () => Promise<void> }): PeriodicTask {
   const { name, everyMs, logger, round } = options;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -26,7 +26,12 @@ export function startPeriodicTask(options: { name: string; everyMs: number; logg
         timer.unref();
       });
   };
-  run();
+  if (options.firstAfterMs === undefined) {
+    run();
+  } else {
+    timer = setTimeout(run, options.firstAfterMs);
+    timer.unref();
+  }
   return {
     stop: async () => {
       stopped = true;

@@ -11,6 +11,8 @@ export function startUsagePeriodClose(options: { closes: UsagePeriodCloses; cloc
   return startPeriodicTask({
     name: 'usage period close',
     everyMs: EVERY_MS,
+    // The first round waits for IAM's policy (the access model starts after billing's workers).
+    firstAfterMs: 60_000,
     logger,
     round: async () => {
       for (const close of await closes.closeDue(clock.now())) {
