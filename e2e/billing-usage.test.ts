@@ -152,6 +152,12 @@ describe('usage to money through the running platform', () => {
       expect.objectContaining({ kind: 'WINDOW', quantity: '7200', windowIndex: 1, amount: '500.000000000000' }),
     ]);
 
+    const metrics = await (await fetch(`${t.platform.subgraphUrls.billing!.replace(/\/graphql$/, '')}/metrics`)).text();
+    expect(metrics).toMatch(/^aif_billing_usage_unrated_events\{[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^aif_billing_usage_ingested_total\{[^}]*outcome="accepted"[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^aif_billing_usage_ingest_lag_seconds_count\{[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^aif_billing_rating_lag_seconds_count\{[^}]*\} [1-9]/m);
+
     const csv = await fetch(`${t.platform.gatewayUrl}/api/billing/usage.csv?organizationId=${seeded.organizationId}`, {
       headers: { 'x-pomerium-jwt-assertion': await t.adminAssertion() },
     });

@@ -194,7 +194,7 @@ function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
   let seed = 17;
   for (let i = out.length - 1; i > 0; i -= 1) {
-    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
     const j = seed % (i + 1);
     [out[i], out[j]] = [out[j]!, out[i]!];
   }

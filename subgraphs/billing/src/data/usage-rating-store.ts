@@ -615,6 +615,15 @@ export class UsageRatingStore {
     return rows.map((row) => row.id);
   }
 
+  /** Accepted events of batches not rated yet (the partial index keeps this cheap). */
+  async unratedEvents(db: Db): Promise<number> {
+    const { rows } = await db.query<{ events: number }>({
+      name: 'usage_rating_unrated_events',
+      text: 'SELECT COALESCE(sum(accepted), 0)::int AS events FROM usage_batches WHERE rated_at IS NULL',
+    });
+    return rows[0]?.events ?? 0;
+  }
+
   /** Batches holding accepted, unrated events that occurred in [from, to). */
   async batchesWithUnratedEvents(db: Db, from: Date, to: Date): Promise<string[]> {
     const { rows } = await db.query<{ batch_id: string }>(

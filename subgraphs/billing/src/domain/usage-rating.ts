@@ -1,3 +1,4 @@
+import type { ServiceMetrics } from '@aifactory/telemetry';
 import type pg from 'pg';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Actor } from '@aifactory/contracts';
@@ -143,6 +144,19 @@ export class UsageRating {
   }
 
   /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
+  /**
+   * `aif_billing_usage_unrated_events`: accepted usage in batches not rated
+   * yet (seed 002's "unrated events"); a closing that waits for its opening
+   * shows in reconciliation instead.
+   */
+  attachMetrics(metrics: ServiceMetrics): void {
+    metrics.gauge('aif_billing_usage_unrated_events', 'Accepted usage events in batches not rated yet.', [], async (gauge) => {
+      // A scrape must not fail because Postgres is briefly away: the gauge keeps its last value.
+      const events = await this.store.unratedEvents(this.pool).catch(() => undefined);
+      if (events !== undefined) gauge.set(events);
+    });
+  }
+
   unratedBatches(receivedBefore: Date, limit: number): Promise<string[]> {
     return this.store.unratedBatches(this.pool, receivedBefore, limit);
   }

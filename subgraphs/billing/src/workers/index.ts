@@ -51,6 +51,7 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
     const ratingQueue = new BullRatingQueue({ redisUrl: config.REDIS_URL, prefix: config.BILLING_QUEUE_PREFIX });
     started.push({ stop: () => ratingQueue.close() });
     ratingQueue.attachMetrics(connected.metrics);
+    services.usageRating.attachMetrics(connected.metrics);
     if (config.BILLING_RATING_IN_PROCESS) {
       started.push(
         startRatingWorker({
