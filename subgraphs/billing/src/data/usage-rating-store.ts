@@ -98,6 +98,7 @@ export interface NewUsageLine extends RatedLine {
 
 /** Where a remainder chain (organization, project, currency, month) stands: its newest step. */
 export interface ChainHead {
+  organizationId: string;
   projectId: string;
   currency: string;
   period: string;
@@ -108,10 +109,16 @@ export interface ChainHead {
 
 export interface NewChainStep extends ChainHead {
   id: string;
-  organizationId: string;
   delta: bigint;
   lines: number;
   ledgerPostingId: string | null;
+}
+
+/** A batch marked rated: every accepted event of it rated, but closings waiting for their opening. */
+export interface MarkedBatch {
+  batchId: string;
+  receivedAt: Date;
+  ratedAt: Date;
 }
 
 /** What a rating transaction adds to one hour's analytics row. */
@@ -256,73 +263,90 @@ const text = (values: readonly bigint[]) => values.map((value) => value.toString
 /**
  * Rating's SQL: claims on accepted usage, interval snapshots, rated lines,
  * remainder-chain steps and hourly rollups. Writes run inside the rating
- * transaction, which holds the organization's funds row lock; the hot ones
- * are named statements taking arrays, so a batch costs a fixed number of
- * round trips.
+ * transaction, which holds the funds row locks of the organizations it
+ * rates; every statement takes arrays, so a batch costs a fixed number of
+ * round trips however many organizations and events it holds.
+ *
+ * Only statements whose plan cannot go stale are named (prepared once per
+ * connection): inserts from arrays and lookups of a few rows in small
+ * tables. Reads and updates that join the growing usage tables (usage_ratings,
+ * usage_lines, usage_intervals, usage_postings) are unnamed, so Postgres
+ * plans them for the tables as they are: a named one falls back to a generic
+ * plan chosen while the tables were small, and kept scanning them whole as
+ * they grew (most of rating's database time in the usage bench).
  */
 export class UsageRatingStore {
-  /** Organizations with accepted, unrated events in the batch, in id order (the order their funds rows are locked in). */
-  async unratedOrganizations(db: Db, batchId: string): Promise<string[]> {
-    const { rows } = await db.query<{ organization_id: string }>({
-      name: 'usage_rating_unrated_organizations',
-      text: `SELECT DISTINCT e.organization_id FROM usage_events e
-             WHERE e.batch_id = $1 AND e.status = 'accepted'
-               AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
-             ORDER BY e.organization_id`,
-      values: [batchId],
-    });
-    return rows.map((row) => row.organization_id);
+  /**
+   * The accepted, unrated events of the batch and of up to `newer` batches
+   * received after it and not marked rated yet (a backlog to rate along with
+   * it), oldest first. Read before any funds lock is taken, so a rater that
+   * waits for the locks has them at hand; what another rater rated in the
+   * meantime is left out under the locks (`ratedAmong`).
+   */
+  async unratedUsage(db: Db, batchId: string, newer: number): Promise<RatableEvent[]> {
+    const { rows } = await db.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM usage_events e
+       WHERE e.batch_id IN (
+               SELECT $1::uuid
+               UNION ALL
+               (SELECT b.id FROM usage_batches b
+                WHERE b.rated_at IS NULL AND b.id <> $1 AND b.received_at >= (SELECT received_at FROM usage_batches WHERE id = $1)
+                ORDER BY b.received_at, b.id LIMIT $2))
+         AND e.status = 'accepted'
+         AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+       ORDER BY e.occurred_at, e.event_id`,
+      [batchId, newer],
+    );
+    return rows.map(eventOf);
+  }
+
+  /** The events among `eventIds` that are rated: read under the events' funds locks, it stays true until the transaction ends. */
+  async ratedAmong(tx: Tx, eventIds: readonly string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
+    const { rows } = await tx.query<{ event_id: string }>('SELECT event_id FROM usage_ratings WHERE event_id = ANY($1::uuid[])', [eventIds]);
+    return new Set(rows.map((row) => row.event_id));
   }
 
   /**
-   * Claims the organization's unrated point and opening events of the batch:
-   * a usage_ratings row each, written by this transaction only if no other
-   * has one. Only the events returned are this transaction's to rate.
+   * The organizations' unrated closings of the batches, and of the intervals
+   * `openedUsageIds` (a closing that came before its opening waits unrated
+   * for it, in whatever batch), oldest first. Only closings whose interval
+   * exists are returned: nothing is billed for an interval never opened.
    */
-  async claimEvents(tx: Tx, batchId: string, organizationId: string): Promise<RatableEvent[]> {
-    const { rows } = await tx.query<EventRow>({
-      name: 'usage_rating_claim_events',
-      text: `WITH claimed AS (
-               INSERT INTO usage_ratings (event_id, batch_id, organization_id)
-               SELECT e.event_id, e.batch_id, e.organization_id FROM usage_events e
-               WHERE e.batch_id = $1 AND e.organization_id = $2 AND e.status = 'accepted' AND e.kind IN ('recorded', 'opened')
-                 AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
-               ORDER BY e.event_id
-               ON CONFLICT (event_id) DO NOTHING
-               RETURNING event_id
-             )
-             SELECT ${EVENT_COLUMNS} FROM usage_events e JOIN claimed c ON c.event_id = e.event_id
-             ORDER BY e.occurred_at, e.event_id`,
-      values: [batchId, organizationId],
-    });
+  async closingsToRate(tx: Tx, organizationIds: readonly string[], batchIds: readonly string[], openedUsageIds: readonly string[]): Promise<RatableEvent[]> {
+    const { rows } = await tx.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM usage_events e
+       WHERE e.organization_id = ANY($1::uuid[]) AND e.status = 'accepted' AND e.kind = 'closed'
+         AND (e.batch_id = ANY($2::uuid[]) OR e.usage_id = ANY($3::uuid[]))
+         AND EXISTS (SELECT 1 FROM usage_intervals i WHERE i.usage_id = e.usage_id AND i.organization_id = e.organization_id)
+         AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
+       ORDER BY e.occurred_at, e.event_id`,
+      [organizationIds, batchIds, openedUsageIds],
+    );
     return rows.map(eventOf);
   }
 
   /**
-   * Claims the organization's unrated closings of the batch, and of the
-   * intervals `openedUsageIds` (a closing that came before its opening waits
-   * unrated for it, in whatever batch). Only closings whose interval exists
-   * are claimed: nothing is billed for an interval never opened.
+   * Records events as rated, each with the chain step its lines went into
+   * (none for an opening that billed nothing yet): the claim that makes an
+   * event rated once. A row that exists already is not written again, and
+   * the call throws, so the transaction rolls back rather than rate an event
+   * twice (the funds locks keep that from happening; this keeps it from
+   * counting).
    */
-  async claimClosings(tx: Tx, organizationId: string, batchId: string, openedUsageIds: readonly string[]): Promise<RatableEvent[]> {
-    const { rows } = await tx.query<EventRow>({
-      name: 'usage_rating_claim_closings',
-      text: `WITH claimed AS (
-               INSERT INTO usage_ratings (event_id, batch_id, organization_id)
-               SELECT e.event_id, e.batch_id, e.organization_id FROM usage_events e
-               WHERE e.organization_id = $1 AND e.status = 'accepted' AND e.kind = 'closed'
-                 AND (e.batch_id = $2 OR e.usage_id = ANY($3::uuid[]))
-                 AND EXISTS (SELECT 1 FROM usage_intervals i WHERE i.usage_id = e.usage_id AND i.organization_id = e.organization_id)
-                 AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
-               ORDER BY e.event_id
-               ON CONFLICT (event_id) DO NOTHING
-               RETURNING event_id
-             )
-             SELECT ${EVENT_COLUMNS} FROM usage_events e JOIN claimed c ON c.event_id = e.event_id
-             ORDER BY e.occurred_at, e.event_id`,
-      values: [organizationId, batchId, openedUsageIds],
+  async insertRatings(tx: Tx, ratings: readonly { eventId: string; batchId: string; organizationId: string; usagePostingId: string | null }[]): Promise<void> {
+    if (ratings.length === 0) return;
+    const sorted = [...ratings].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+    const { rowCount } = await tx.query({
+      name: 'usage_rating_insert_ratings',
+      text: `INSERT INTO usage_ratings (event_id, batch_id, organization_id, usage_posting_id)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])
+             ON CONFLICT (event_id) DO NOTHING`,
+      values: [sorted.map((r) => r.eventId), sorted.map((r) => r.batchId), sorted.map((r) => r.organizationId), sorted.map((r) => r.usagePostingId)],
     });
-    return rows.map(eventOf);
+    if (rowCount !== ratings.length) {
+      throw new Error(`${ratings.length - (rowCount ?? 0)} of ${ratings.length} usage events were rated by another transaction under the funds locks`);
+    }
   }
 
   /** Snapshots intervals at their opening; an interval already snapshotted (a repeated opening) keeps its first snapshot. */
@@ -362,35 +386,32 @@ export class UsageRatingStore {
     });
   }
 
-  /** The organization's intervals among `usageIds`. */
-  async intervals(tx: Tx, organizationId: string, usageIds: readonly string[]): Promise<IntervalRecord[]> {
+  /** The organizations' intervals among `usageIds`. */
+  async intervals(tx: Tx, organizationIds: readonly string[], usageIds: readonly string[]): Promise<IntervalRecord[]> {
     if (usageIds.length === 0) return [];
-    const { rows } = await tx.query<IntervalRow>({
-      name: 'usage_rating_intervals',
-      text: `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals WHERE organization_id = $1 AND usage_id = ANY($2::uuid[]) ORDER BY usage_id`,
-      values: [organizationId, usageIds],
-    });
+    const { rows } = await tx.query<IntervalRow>(
+      `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals WHERE usage_id = ANY($2::uuid[]) AND organization_id = ANY($1::uuid[]) ORDER BY usage_id`,
+      [organizationIds, usageIds],
+    );
     return rows.map(intervalOf);
   }
 
   /** Organizations with an open interval that owes a window at `now`, in id order. */
   async organizationsWithDueWindows(db: Db, now: Date): Promise<string[]> {
-    const { rows } = await db.query<{ organization_id: string }>({
-      name: 'usage_rating_due_organizations',
-      text: `SELECT DISTINCT organization_id FROM usage_intervals WHERE closed_at IS NULL AND ${NEXT_WINDOW_END} <= $1 ORDER BY organization_id`,
-      values: [now],
-    });
+    const { rows } = await db.query<{ organization_id: string }>(
+      `SELECT DISTINCT organization_id FROM usage_intervals WHERE closed_at IS NULL AND ${NEXT_WINDOW_END} <= $1 ORDER BY organization_id`,
+      [now],
+    );
     return rows.map((row) => row.organization_id);
   }
 
   /** The organization's open intervals that owe a window at `now`. */
   async dueIntervals(tx: Tx, organizationId: string, now: Date): Promise<IntervalRecord[]> {
-    const { rows } = await tx.query<IntervalRow>({
-      name: 'usage_rating_due_intervals',
-      text: `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals
-             WHERE organization_id = $1 AND closed_at IS NULL AND ${NEXT_WINDOW_END} <= $2 ORDER BY usage_id`,
-      values: [organizationId, now],
-    });
+    const { rows } = await tx.query<IntervalRow>(
+      `SELECT ${INTERVAL_COLUMNS} FROM usage_intervals
+       WHERE organization_id = $1 AND closed_at IS NULL AND ${NEXT_WINDOW_END} <= $2 ORDER BY usage_id`,
+      [organizationId, now],
+    );
     return rows.map(intervalOf);
   }
 
@@ -398,13 +419,12 @@ export class UsageRatingStore {
   async billedWindows(tx: Tx, usageIds: readonly string[]): Promise<Map<string, Map<number, bigint>>> {
     const billed = new Map<string, Map<number, bigint>>();
     if (usageIds.length === 0) return billed;
-    const { rows } = await tx.query<{ usage_id: string; window_index: number; quantity: string }>({
-      name: 'usage_rating_billed_windows',
-      text: `SELECT usage_id, window_index, sum(quantity)::text AS quantity FROM usage_lines
-             WHERE usage_id = ANY($1::uuid[]) AND window_index IS NOT NULL
-             GROUP BY usage_id, window_index`,
-      values: [usageIds],
-    });
+    const { rows } = await tx.query<{ usage_id: string; window_index: number; quantity: string }>(
+      `SELECT usage_id, window_index, sum(quantity)::text AS quantity FROM usage_lines
+       WHERE usage_id = ANY($1::uuid[]) AND window_index IS NOT NULL
+       GROUP BY usage_id, window_index`,
+      [usageIds],
+    );
     for (const row of rows) {
       const windows = billed.get(row.usage_id) ?? new Map<number, bigint>();
       windows.set(row.window_index, bigintOf(row.quantity));
@@ -416,56 +436,50 @@ export class UsageRatingStore {
   /** Moves intervals' billed-window cursors forward (never back). */
   async advanceWindows(tx: Tx, advances: readonly { usageId: string; nextWindow: number }[]): Promise<void> {
     if (advances.length === 0) return;
-    await tx.query({
-      name: 'usage_rating_advance_windows',
-      text: `UPDATE usage_intervals i SET next_window = a.next_window
-             FROM unnest($1::uuid[], $2::int[]) AS a(usage_id, next_window)
-             WHERE i.usage_id = a.usage_id AND i.next_window < a.next_window`,
-      values: [advances.map((a) => a.usageId), advances.map((a) => a.nextWindow)],
-    });
+    await tx.query(
+      `UPDATE usage_intervals i SET next_window = a.next_window
+       FROM unnest($1::uuid[], $2::int[]) AS a(usage_id, next_window)
+       WHERE i.usage_id = a.usage_id AND i.next_window < a.next_window`,
+      [advances.map((a) => a.usageId), advances.map((a) => a.nextWindow)],
+    );
   }
 
   /** Closes intervals once: the first closing's time stands. Returns the usage ids it closed. */
   async closeIntervals(tx: Tx, closes: readonly { usageId: string; closedAt: Date; closedEventId: string; nextWindow: number }[]): Promise<Set<string>> {
     if (closes.length === 0) return new Set();
-    const { rows } = await tx.query<{ usage_id: string }>({
-      name: 'usage_rating_close_intervals',
-      text: `UPDATE usage_intervals i
-             SET closed_at = c.closed_at, closed_event_id = c.closed_event_id, next_window = GREATEST(i.next_window, c.next_window)
-             FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::int[]) AS c(usage_id, closed_at, closed_event_id, next_window)
-             WHERE i.usage_id = c.usage_id AND i.closed_at IS NULL
-             RETURNING i.usage_id`,
-      values: [closes.map((c) => c.usageId), closes.map((c) => c.closedAt), closes.map((c) => c.closedEventId), closes.map((c) => c.nextWindow)],
-    });
+    const { rows } = await tx.query<{ usage_id: string }>(
+      `UPDATE usage_intervals i
+       SET closed_at = c.closed_at, closed_event_id = c.closed_event_id, next_window = GREATEST(i.next_window, c.next_window)
+       FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::int[]) AS c(usage_id, closed_at, closed_event_id, next_window)
+       WHERE i.usage_id = c.usage_id AND i.closed_at IS NULL
+       RETURNING i.usage_id`,
+      [closes.map((c) => c.usageId), closes.map((c) => c.closedAt), closes.map((c) => c.closedEventId), closes.map((c) => c.nextWindow)],
+    );
     return new Set(rows.map((row) => row.usage_id));
   }
 
   /** The line keys among `keys` that are written already. */
   async existingLineKeys(tx: Tx, keys: readonly string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
-    const { rows } = await tx.query<{ line_key: string }>({
-      name: 'usage_rating_existing_lines',
-      text: 'SELECT line_key FROM usage_lines WHERE line_key = ANY($1::text[])',
-      values: [keys],
-    });
+    const { rows } = await tx.query<{ line_key: string }>('SELECT line_key FROM usage_lines WHERE line_key = ANY($1::text[])', [keys]);
     return new Set(rows.map((row) => row.line_key));
   }
 
-  /** The newest step of each of the organization's chains named; chains without a step are absent. */
-  async chainHeads(tx: Tx, organizationId: string, chains: readonly { projectId: string; currency: string; period: string }[]): Promise<ChainHead[]> {
+  /** The newest step of each chain named; chains without a step are absent. */
+  async chainHeads(tx: Tx, chains: readonly { organizationId: string; projectId: string; currency: string; period: string }[]): Promise<ChainHead[]> {
     if (chains.length === 0) return [];
-    const { rows } = await tx.query<{ project_id: string; currency: string; period: string; step: number; exact_units: string; posted: string }>({
-      name: 'usage_rating_chain_heads',
-      text: `SELECT c.project_id, c.currency, c.period::text AS period, h.step, h.exact_units::text AS exact_units, h.posted::text AS posted
-             FROM unnest($2::uuid[], $3::bpchar[], $4::date[]) AS c(project_id, currency, period)
-             CROSS JOIN LATERAL (
-               SELECT p.step, p.exact_units, p.posted FROM usage_postings p
-               WHERE p.organization_id = $1 AND p.project_id = c.project_id AND p.currency = c.currency AND p.period = c.period
-               ORDER BY p.step DESC LIMIT 1
-             ) h`,
-      values: [organizationId, chains.map((c) => c.projectId), chains.map((c) => c.currency), chains.map((c) => c.period)],
-    });
+    const { rows } = await tx.query<{ organization_id: string; project_id: string; currency: string; period: string; step: number; exact_units: string; posted: string }>(
+      `SELECT c.organization_id, c.project_id, c.currency, c.period::text AS period, h.step, h.exact_units::text AS exact_units, h.posted::text AS posted
+       FROM unnest($1::uuid[], $2::uuid[], $3::bpchar[], $4::date[]) AS c(organization_id, project_id, currency, period)
+       CROSS JOIN LATERAL (
+         SELECT p.step, p.exact_units, p.posted FROM usage_postings p
+         WHERE p.organization_id = c.organization_id AND p.project_id = c.project_id AND p.currency = c.currency AND p.period = c.period
+         ORDER BY p.step DESC LIMIT 1
+       ) h`,
+      [chains.map((c) => c.organizationId), chains.map((c) => c.projectId), chains.map((c) => c.currency), chains.map((c) => c.period)],
+    );
     return rows.map((row) => ({
+      organizationId: row.organization_id,
       projectId: row.project_id,
       currency: row.currency.trim(),
       period: row.period,
@@ -571,38 +585,24 @@ export class UsageRatingStore {
     });
   }
 
-  /** Records the chain step each rated event's lines went into. */
-  async setRatingPostings(tx: Tx, postings: readonly { eventId: string; usagePostingId: string }[]): Promise<void> {
-    if (postings.length === 0) return;
-    await tx.query({
-      name: 'usage_rating_set_postings',
-      text: `UPDATE usage_ratings r SET usage_posting_id = p.usage_posting_id
-             FROM unnest($1::uuid[], $2::text[]) AS p(event_id, usage_posting_id)
-             WHERE r.event_id = p.event_id`,
-      values: [postings.map((p) => p.eventId), postings.map((p) => p.usagePostingId)],
-    });
-  }
-
   /** The low-balance threshold the organization's newest accepted usage was ingested with. */
   async latestThreshold(tx: Tx, organizationId: string): Promise<bigint | null> {
-    const { rows } = await tx.query<{ threshold: string }>({
-      name: 'usage_rating_latest_threshold',
-      text: `SELECT low_balance_threshold::text AS threshold FROM usage_events
-             WHERE organization_id = $1 AND status = 'accepted' AND low_balance_threshold IS NOT NULL
-             ORDER BY occurred_at DESC LIMIT 1`,
-      values: [organizationId],
-    });
+    const { rows } = await tx.query<{ threshold: string }>(
+      `SELECT low_balance_threshold::text AS threshold FROM usage_events
+       WHERE organization_id = $1 AND status = 'accepted' AND low_balance_threshold IS NOT NULL
+       ORDER BY occurred_at DESC LIMIT 1`,
+      [organizationId],
+    );
     return rows[0] ? bigintOf(rows[0].threshold) : null;
   }
 
-  /** Marks the batch rated once; returns when it was received and rated, or null when it was marked before (or is unknown). */
-  async markBatchRated(db: Db, batchId: string): Promise<{ receivedAt: Date; ratedAt: Date } | null> {
-    const { rows } = await db.query<{ received_at: Date; rated_at: Date }>({
-      name: 'usage_rating_mark_batch',
-      text: 'UPDATE usage_batches SET rated_at = CURRENT_TIMESTAMP WHERE id = $1 AND rated_at IS NULL RETURNING received_at, rated_at',
-      values: [batchId],
-    });
-    return rows[0] ? { receivedAt: rows[0].received_at, ratedAt: rows[0].rated_at } : null;
+  /** Marks batches rated once; returns those it marked, with when each was received and rated (one marked before, or unknown, is absent). */
+  async markBatchesRated(db: Db, batchIds: readonly string[]): Promise<MarkedBatch[]> {
+    const { rows } = await db.query<{ id: string; received_at: Date; rated_at: Date }>(
+      'UPDATE usage_batches SET rated_at = CURRENT_TIMESTAMP WHERE id = ANY($1::uuid[]) AND rated_at IS NULL RETURNING id, received_at, rated_at',
+      [batchIds],
+    );
+    return rows.map((row) => ({ batchId: row.id, receivedAt: row.received_at, ratedAt: row.rated_at }));
   }
 
   /** Batches never marked rated that were received at or before `receivedBefore`, oldest first. */

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { Actor } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
 import { currentCorrelationId } from '@aifactory/logging';
-import type { AccountDirectory, AccountFacts, OrganizationAccountKind, PlatformAccountKind } from '../data/account-directory.js';
+import type { AccountDirectory, AccountFacts, OrganizationAccountKind, OrganizationAccounts, PlatformAccountKind } from '../data/account-directory.js';
 import {
   groupByPosting,
   LedgerStore,
@@ -200,44 +200,62 @@ export class Ledger {
     const revenue = await this.accounts.platformAccount('revenue', accounts.currency, tx);
     const funds = (await this.store.lockFunds(tx, [spec.organizationId])).get(spec.organizationId);
     if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet');
-    const fromPromotional = spec.amount < funds.promotional ? spec.amount : funds.promotional > 0n ? funds.promotional : 0n;
-    const fromPaid = spec.amount - fromPromotional;
-    const transfers: TransferSpec[] = [];
-    if (fromPromotional > 0n) {
-      transfers.push({ debitAccountId: accounts.promotional_credit.id, creditAccountId: revenue.id, amount: fromPromotional, code: 'promotional_spend' });
-    }
-    if (fromPaid > 0n) {
-      transfers.push({ debitAccountId: accounts.customer_balance.id, creditAccountId: revenue.id, amount: fromPaid, code: 'spend' });
-    }
-    const [result] = await this.postLocking(tx, [
-      {
-        id: spec.postingId,
-        kind: spec.kind,
-        currency: accounts.currency,
-        organizationId: spec.organizationId,
-        departmentId: spec.departmentId ?? null,
-        projectId: spec.projectId ?? null,
-        transfers,
-        description: spec.description ?? null,
-        metadata: spec.metadata ?? {},
-        flagged: spec.flagged ?? false,
-        actor: spec.actor,
-        ...(spec.correlationId === undefined ? {} : { correlationId: spec.correlationId }),
-        request: {
-          charge: spec.amount.toString(),
-          organizationId: spec.organizationId,
-          departmentId: spec.departmentId ?? null,
-          projectId: spec.projectId ?? null,
-          release: spec.release ? { ...spec.release, amount: spec.release.amount.toString() } : null,
-        },
-        ...(spec.release ? { release: spec.release } : {}),
-      },
-    ], new Set([spec.organizationId]));
+    const fromPromotional = promotionalPart(spec.amount, funds.promotional);
+    const [result] = await this.postLocking(tx, [chargePosting(spec, accounts, revenue, fromPromotional)], new Set([spec.organizationId]));
     // Only a new posting draws: a repeat's promotional part was drawn by its first.
     if (result!.created && fromPromotional > 0n) {
       await this.grants.draw(tx, drawEarliestFirst(await this.grants.drawable(tx, spec.organizationId), fromPromotional));
     }
     return result!;
+  }
+
+  /**
+   * `chargeIn` for many charges, of one organization or several, with other
+   * postings of theirs beside them (usage rating's remainder-chain steps:
+   * charges and credits back), in one round of statements instead of one per
+   * charge. Locks the funds rows of every organization named, in id order
+   * (no wait for rows this transaction holds already), and splits each charge
+   * as `chargeIn` would have, one after the other in the order given:
+   * promotional credit first, from what the charges before it left. Returns
+   * the results in order, charges first.
+   *
+   * Every charge must be new: a charge repeating an earlier posting would
+   * have had its promotional part taken from balances it does not draw, so
+   * the later charges' splits would be wrong; such a call throws
+   * BILLING_POSTING_CONFLICT and the caller's transaction must roll back.
+   */
+  async chargeAllIn(tx: Tx, charges: readonly ChargeSpec[], others: readonly PostingSpec[] = []): Promise<PostingResult[]> {
+    const organizations = [
+      ...new Set([...charges.map((charge) => charge.organizationId), ...others.flatMap((spec) => (spec.organizationId ? [spec.organizationId] : []))]),
+    ].sort();
+    const funds = await this.store.lockFunds(tx, organizations);
+    const promotionalLeft = new Map<string, bigint>();
+    for (const organizationId of organizations) {
+      const locked = funds.get(organizationId);
+      if (!locked) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
+      promotionalLeft.set(organizationId, locked.promotional);
+    }
+    const drawn = new Map<string, bigint>();
+    const specs: PostingSpec[] = [];
+    for (const charge of charges) {
+      const accounts = await this.organizationAccounts(charge.organizationId, tx);
+      const revenue = await this.accounts.platformAccount('revenue', accounts.currency, tx);
+      const left = promotionalLeft.get(charge.organizationId)!;
+      const fromPromotional = promotionalPart(charge.amount, left);
+      promotionalLeft.set(charge.organizationId, left - fromPromotional);
+      drawn.set(charge.organizationId, (drawn.get(charge.organizationId) ?? 0n) + fromPromotional);
+      specs.push(chargePosting(charge, accounts, revenue, fromPromotional));
+    }
+    const results = await this.postLocking(tx, [...specs, ...others], new Set(organizations));
+    const repeat = results.slice(0, charges.length).find((result) => !result.created);
+    if (repeat) {
+      throw new AppError('BILLING_POSTING_CONFLICT', `Posting ${repeat.posting.id} exists: charges posted together must be new`, { details: { postingId: repeat.posting.id } });
+    }
+    // Drawing the sum earliest expiry first takes from the grants what drawing each charge's part in turn would.
+    for (const [organizationId, amount] of drawn) {
+      if (amount > 0n) await this.grants.draw(tx, drawEarliestFirst(await this.grants.drawable(tx, organizationId), amount));
+    }
+    return results;
   }
 
   /** Credits an organization's paid balance or promotional credit from a platform account. */
@@ -394,6 +412,45 @@ export class Ledger {
   private shardOf(postingId: string): number {
     return createHash('sha1').update(postingId).digest().readUInt16BE(0) % this.platformShards;
   }
+}
+
+/** What promotional credit pays of a charge: all of it while the promotional balance lasts, none when that is not above zero. */
+function promotionalPart(amount: bigint, promotional: bigint): bigint {
+  return amount < promotional ? amount : promotional > 0n ? promotional : 0n;
+}
+
+/** A charge's posting: `fromPromotional` from promotional credit, the rest from the paid balance, both to revenue. */
+function chargePosting(spec: ChargeSpec, accounts: OrganizationAccounts, revenue: AccountFacts, fromPromotional: bigint): PostingSpec {
+  const fromPaid = spec.amount - fromPromotional;
+  const transfers: TransferSpec[] = [];
+  if (fromPromotional > 0n) {
+    transfers.push({ debitAccountId: accounts.promotional_credit.id, creditAccountId: revenue.id, amount: fromPromotional, code: 'promotional_spend' });
+  }
+  if (fromPaid > 0n) {
+    transfers.push({ debitAccountId: accounts.customer_balance.id, creditAccountId: revenue.id, amount: fromPaid, code: 'spend' });
+  }
+  return {
+    id: spec.postingId,
+    kind: spec.kind,
+    currency: accounts.currency,
+    organizationId: spec.organizationId,
+    departmentId: spec.departmentId ?? null,
+    projectId: spec.projectId ?? null,
+    transfers,
+    description: spec.description ?? null,
+    metadata: spec.metadata ?? {},
+    flagged: spec.flagged ?? false,
+    actor: spec.actor,
+    ...(spec.correlationId === undefined ? {} : { correlationId: spec.correlationId }),
+    request: {
+      charge: spec.amount.toString(),
+      organizationId: spec.organizationId,
+      departmentId: spec.departmentId ?? null,
+      projectId: spec.projectId ?? null,
+      release: spec.release ? { ...spec.release, amount: spec.release.amount.toString() } : null,
+    },
+    ...(spec.release ? { release: spec.release } : {}),
+  };
 }
 
 /** The budget pools spend and holds are counted in: the organization, and its department and project where known. */

@@ -8,6 +8,7 @@ import { inTransaction, type Tx } from '../data/transactions.js';
 import {
   UsageRatingStore,
   type IntervalRecord,
+  type MarkedBatch,
   type NewChainStep,
   type NewInterval,
   type RatableEvent,
@@ -17,7 +18,7 @@ import {
 } from '../data/usage-rating-store.js';
 import type { BalanceAlerts } from './balance-alerts.js';
 import { closeChanges, dueWindows, fullWindowQuantity, windowSpan } from './interval-windows.js';
-import type { Ledger } from './ledger.js';
+import type { ChargeSpec, Ledger, PostingSpec } from './ledger.js';
 import { periodOf } from './money.js';
 import { chainStep, exactUnitsOf } from './rating-amounts.js';
 
@@ -36,11 +37,13 @@ export interface UsageRatingOptions {
 
 export interface BatchRating {
   batchId: string;
-  /** Events this call rated (claimed), over every organization of the batch. */
+  /** Events this call rated (claimed), over every organization of the batch and of the newer batches it took along. */
   events: number;
   lines: number;
   /** When this call marked the batch rated; null when it had been marked before. */
   marked: { receivedAt: Date; ratedAt: Date } | null;
+  /** Newer batches this call rated along with it and marked rated (see `rateBatch`'s `newer`). */
+  newerMarked: MarkedBatch[];
 }
 
 export interface AccrualRound {
@@ -50,7 +53,21 @@ export interface AccrualRound {
   failed: { organizationId: string; error: unknown }[];
 }
 
-/** What one rating transaction did for an organization. */
+/**
+ * A batch's usage not rated yet, as read before its funds locks are taken
+ * (a batch is written once: only whether its events are rated changes).
+ */
+interface UnratedBatch {
+  batchId: string;
+  /** Organizations with unrated usage in the batch, in id order. */
+  organizationIds: string[];
+  /** Whether any of it is a closing: closings are read under the locks, since whether one can be rated depends on its interval. */
+  closings: boolean;
+  /** Its unrated point and opening events, oldest first. */
+  events: RatableEvent[];
+}
+
+/** What one rating transaction did. */
 interface Rated {
   events: number;
   lines: number;
@@ -64,11 +81,16 @@ interface Rated {
  * before; a negative step credits back) and meters open intervals window by
  * window.
  *
- * Every change for one organization happens in one transaction that first
- * locks the organization's funds row, the ledger's first lock, so rating
- * runs of one organization (batches, accrual, a repeat after a crash) queue
- * there and a chain's steps never race; an event is rated by the
+ * Every change to an organization's usage happens in a transaction that
+ * first locks the organization's funds row, the ledger's first lock, so
+ * rating runs of one organization (batches, accrual, a repeat after a crash)
+ * queue there and a chain's steps never race; an event is rated by the
  * transaction whose usage_ratings row for it commits, and only once.
+ *
+ * A batch is rated in one transaction for all its organizations: rating is
+ * bound by round trips to Postgres, and a transaction per organization cost
+ * a score of statements for each of the batch's organizations where one
+ * transaction costs about as many for all of them.
  */
 export class UsageRating {
   private readonly store = new UsageRatingStore();
@@ -84,28 +106,69 @@ export class UsageRating {
   }
 
   /**
-   * Rates what is unrated in an ingested batch, one transaction per
-   * organization in id order, then marks the batch rated. Safe to repeat and
-   * to run beside another rater of the same batch: what either rated is
-   * skipped. An organization that fails does not hold up the others; the
+   * Rates what is unrated in an ingested batch, then marks the batch rated;
+   * with `newer`, up to that many batches received after it and not rated
+   * yet too (the rating queue's backlog: their jobs then find nothing left).
+   * All their organizations are rated in one transaction that locks their
+   * funds rows in id order (the ledger's lock order, so raters of batches
+   * sharing organizations queue rather than deadlock). Should that fail,
+   * the batch alone is rated again, each organization in a transaction of
+   * its own, so an organization that fails does not hold up the others; the
    * batch then stays unrated and the call throws, so the job is retried.
+   * Safe to repeat and to run beside another rater of the same batches: what
+   * either rated is skipped.
    */
-  async rateBatch(batchId: string): Promise<BatchRating> {
-    const rating: BatchRating = { batchId, events: 0, lines: 0, marked: null };
-    const errors: unknown[] = [];
-    for (const organizationId of await this.store.unratedOrganizations(this.pool, batchId)) {
-      try {
-        const rated = await inTransaction(this.pool, (tx) => this.rateOrganizationIn(tx, batchId, organizationId));
-        rating.events += rated.events;
-        rating.lines += rated.lines;
-      } catch (error) {
-        errors.push(error);
+  async rateBatch(batchId: string, options: { newer?: number } = {}): Promise<BatchRating> {
+    const rating: BatchRating = { batchId, events: 0, lines: 0, marked: null, newerMarked: [] };
+    const unrated = unratedBatches(await this.store.unratedUsage(this.pool, batchId, options.newer ?? 0));
+    const own = unrated.find((batch) => batch.batchId === batchId) ?? { batchId, organizationIds: [], closings: false, events: [] };
+    // The newer batches' failure must not keep this one from being rated: without them it is tried again.
+    const attempts = (unrated.length > 1 ? [unrated, [own]] : [[own]]).filter((batches) => batches.length > 1 || batches[0]!.organizationIds.length > 1);
+    let rated: { batches: readonly UnratedBatch[]; events: number; lines: number } | undefined;
+    for (const batches of attempts) {
+      const together = await this.rateTogether(batches);
+      if (together) {
+        rated = { batches, ...together };
+        break;
       }
     }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `rating failed for ${errors.length} organizations of usage batch ${batchId}`);
-    rating.marked = await this.store.markBatchRated(this.pool, batchId);
+    if (!rated) {
+      rated = { batches: [own], events: 0, lines: 0 };
+      const errors: unknown[] = [];
+      for (const organizationId of own.organizationIds) {
+        try {
+          const alone = await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, [own], [organizationId]));
+          rated.events += alone.events;
+          rated.lines += alone.lines;
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+      if (errors.length === 1) throw errors[0];
+      if (errors.length > 1) throw new AggregateError(errors, `rating failed for ${errors.length} organizations of usage batch ${batchId}`);
+    }
+    rating.events = rated.events;
+    rating.lines = rated.lines;
+    for (const batch of await this.store.markBatchesRated(this.pool, [batchId, ...rated.batches.map((batch) => batch.batchId)])) {
+      if (batch.batchId === batchId) rating.marked = { receivedAt: batch.receivedAt, ratedAt: batch.ratedAt };
+      else rating.newerMarked.push(batch);
+    }
     return rating;
+  }
+
+  /**
+   * The batches' organizations in one transaction; undefined when it failed.
+   * Its error is not lost: the organization that caused it fails again when
+   * rated alone, and that error is the one reported (or, when it was a newer
+   * batch's, when that batch's own job rates it).
+   */
+  private async rateTogether(batches: readonly UnratedBatch[]): Promise<Rated | undefined> {
+    const organizationIds = [...new Set(batches.flatMap((batch) => batch.organizationIds))].sort();
+    try {
+      return await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, batches, organizationIds));
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -143,7 +206,6 @@ export class UsageRating {
     return { batches: batches.length, events };
   }
 
-  /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
   /**
    * `aif_billing_usage_unrated_events`: accepted usage in batches not rated
    * yet (seed 002's "unrated events"); a closing that waits for its opening
@@ -157,23 +219,38 @@ export class UsageRating {
     });
   }
 
+  /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
   unratedBatches(receivedBefore: Date, limit: number): Promise<string[]> {
     return this.store.unratedBatches(this.pool, receivedBefore, limit);
   }
 
-  private async rateOrganizationIn(tx: Tx, batchId: string, organizationId: string): Promise<Rated> {
+  /**
+   * Rates the organizations' unrated usage of the batches (and closings that
+   * waited for an opening of theirs) under their funds locks: leaves out
+   * what another rater rated since the batches were read, builds the lines,
+   * posts them, and records the events rated with the chain step each went
+   * into, all in the caller's transaction.
+   */
+  private async rateOrganizationsIn(tx: Tx, batches: readonly UnratedBatch[], organizationIds: readonly string[]): Promise<Rated> {
     const now = this.clock.now();
-    const currency = await this.lockFunds(tx, organizationId);
-    const claimed = await this.store.claimEvents(tx, batchId, organizationId);
+    const currencies = await this.lockFunds(tx, organizationIds);
+    const batchIds = batches.map((batch) => batch.batchId);
+    const candidates = batches.flatMap((batch) => batch.events.filter((event) => currencies.has(event.organizationId))).sort(byOccurrence);
+    // Under the locks no other rater of these organizations is at work: what is not rated now is this transaction's to rate.
+    const rated = await this.store.ratedAmong(tx, candidates.map((event) => event.eventId));
+    const claimed = candidates.filter((event) => !rated.has(event.eventId));
     const openings = claimed.filter((event) => event.kind === 'opened');
     await this.store.insertIntervals(tx, openings.map(intervalSnapshot));
-    const closings = await this.store.claimClosings(tx, organizationId, batchId, [...new Set(openings.map((event) => event.usageId))]);
+    const openedUsageIds = [...new Set(openings.map((event) => event.usageId))];
+    // Closings are looked for only where there can be any: in the batches, or waiting for one of their openings.
+    const closings =
+      batches.some((batch) => batch.closings) || openedUsageIds.length > 0 ? await this.store.closingsToRate(tx, organizationIds, batchIds, openedUsageIds) : [];
     const events = [...claimed, ...closings];
     if (events.length === 0) return { events: 0, lines: 0 };
 
     const lines = claimed.filter((event) => event.kind === 'recorded').map(pointLine);
     const intervals = new Map(
-      (await this.store.intervals(tx, organizationId, [...new Set([...openings, ...closings].map((event) => event.usageId))])).map((interval) => [
+      (await this.store.intervals(tx, organizationIds, [...new Set([...openings, ...closings].map((event) => event.usageId))])).map((interval) => [
         interval.usageId,
         interval,
       ]),
@@ -184,32 +261,39 @@ export class UsageRating {
     const stillOpen = [...intervals.values()].filter((interval) => interval.closedAt === null && openedBy.has(interval.usageId));
     lines.push(...(await this.billDue(tx, stillOpen, now, (interval) => openedBy.get(interval.usageId)!)).lines);
 
-    const thresholds = events.flatMap((event) => (event.lowBalanceThreshold === null ? [] : [event.lowBalanceThreshold]));
-    const threshold = thresholds.length > 0 ? thresholds.reduce((max, value) => (value > max ? value : max)) : undefined;
-    const { written, stepOfEvent } = await this.post(tx, organizationId, currency, lines, now, threshold);
-    await this.store.setRatingPostings(
+    // Each organization's threshold: the highest its events of the batch were ingested with.
+    const thresholds = new Map<string, bigint>();
+    for (const event of events) {
+      const threshold = event.lowBalanceThreshold;
+      const highest = thresholds.get(event.organizationId);
+      if (threshold !== null && (highest === undefined || threshold > highest)) thresholds.set(event.organizationId, threshold);
+    }
+    const { written, stepOfEvent } = await this.post(tx, currencies, lines, now, thresholds);
+    await this.store.insertRatings(
       tx,
-      events.flatMap((event) => {
-        const usagePostingId = stepOfEvent.get(event.eventId);
-        return usagePostingId === undefined ? [] : [{ eventId: event.eventId, usagePostingId }];
-      }),
+      events.map((event) => ({ eventId: event.eventId, batchId: event.batchId, organizationId: event.organizationId, usagePostingId: stepOfEvent.get(event.eventId) ?? null })),
     );
     return { events: events.length, lines: written };
   }
 
   private async accrueOrganizationIn(tx: Tx, organizationId: string, now: Date): Promise<{ lines: number; more: boolean }> {
-    const currency = await this.lockFunds(tx, organizationId);
+    const currencies = await this.lockFunds(tx, [organizationId]);
     const due = await this.store.dueIntervals(tx, organizationId, now);
     const { lines, more } = await this.billDue(tx, due, now, (interval) => interval.openedEventId);
-    const { written } = await this.post(tx, organizationId, currency, lines, now, undefined);
+    const { written } = await this.post(tx, currencies, lines, now, new Map());
     return { lines: written, more };
   }
 
-  /** The ledger's first lock; returns the organization's currency. */
-  private async lockFunds(tx: Tx, organizationId: string): Promise<string> {
-    const funds = (await this.funds.lockFunds(tx, [organizationId])).get(organizationId);
-    if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
-    return funds.currency;
+  /** The ledger's first lock, on every organization's funds row in id order; returns each organization's currency. */
+  private async lockFunds(tx: Tx, organizationIds: readonly string[]): Promise<Map<string, string>> {
+    const funds = await this.funds.lockFunds(tx, organizationIds);
+    const currencies = new Map<string, string>();
+    for (const organizationId of organizationIds) {
+      const locked = funds.get(organizationId);
+      if (!locked) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
+      currencies.set(organizationId, locked.currency);
+    }
+    return currencies;
   }
 
   /**
@@ -264,25 +348,31 @@ export class UsageRating {
   /**
    * Writes the lines not written yet, one remainder-chain step per chain they
    * fall in, the ledger postings of the steps that moved whole minor units,
-   * and the hourly rollups; checks the balance alerts when money moved.
-   * Returns how many lines it wrote and the chain step of each event's first line.
+   * and the hourly rollups; checks the balance alerts of each organization
+   * whose money moved (at its threshold in `thresholds`, else the one its
+   * newest usage was ingested with). `currencies` holds the organizations
+   * whose funds rows this transaction locked. Returns how many lines it wrote
+   * and the chain step of each event's first line.
    */
   private async post(
     tx: Tx,
-    organizationId: string,
-    currency: string,
+    currencies: ReadonlyMap<string, string>,
     rated: readonly RatedLine[],
     now: Date,
-    threshold: bigint | undefined,
+    thresholds: ReadonlyMap<string, bigint>,
   ): Promise<{ written: number; stepOfEvent: Map<string, string> }> {
     const stepOfEvent = new Map<string, string>();
-    const existing = await this.store.existingLineKeys(tx, rated.map((line) => line.lineKey));
+    // A point line's key is its event's, and only the transaction that records the event rated writes it: it is new.
+    // A window line may have been written by an earlier run (a repeat after a crash between window and cursor).
+    const existing = await this.store.existingLineKeys(tx, rated.flatMap((line) => (line.kind === 'point' ? [] : [line.lineKey])));
     const lines = rated.filter((line) => !existing.has(line.lineKey));
     if (lines.length === 0) return { written: 0, stepOfEvent };
     for (const line of lines) {
+      const currency = currencies.get(line.organizationId);
+      if (currency === undefined) throw new Error(`a line of organization ${line.organizationId} was rated without its funds lock`);
       if (line.currency !== currency) {
         throw new AppError('BILLING_CURRENCY_MISMATCH', `Usage priced in ${line.currency} cannot be posted to an organization billed in ${currency}`, {
-          details: { organizationId, lineKey: line.lineKey, lineCurrency: line.currency, currency },
+          details: { organizationId: line.organizationId, lineKey: line.lineKey, lineCurrency: line.currency, currency },
         });
       }
     }
@@ -294,15 +384,11 @@ export class UsageRating {
       if (chain) chain.push(line);
       else chains.set(key, [line]);
     }
-    const heads = new Map(
-      (await this.store.chainHeads(tx, organizationId, [...chains.values()].map(([first]) => ({ projectId: first!.projectId, currency, period: first!.period })))).map(
-        (head) => [chainKey(head), head],
-      ),
-    );
+    const heads = new Map((await this.store.chainHeads(tx, [...chains.values()].map(([first]) => first!))).map((head) => [chainKey(head), head]));
     const steps: (NewChainStep & { departmentId: string })[] = [];
     const stepOfLine = new Map<RatedLine, string>();
     for (const [key, chainLines] of chains) {
-      const { projectId, departmentId, period } = chainLines[0]!;
+      const { organizationId, projectId, departmentId, currency, period } = chainLines[0]!;
       const head = heads.get(key) ?? { step: 0, exactUnits: 0n, posted: 0n };
       const next = chainStep(head, chainLines.reduce((sum, line) => sum + line.exactUnits, 0n));
       const step = head.step + 1;
@@ -312,40 +398,46 @@ export class UsageRating {
     }
     await this.store.insertChainSteps(tx, steps);
     await this.store.insertLines(tx, lines.map((line) => ({ ...line, usagePostingId: stepOfLine.get(line)! })));
-    for (const step of steps) await this.postStep(tx, step);
+    await this.postSteps(tx, steps);
     await this.store.addRollups(tx, rollupsOf(lines));
-    if (steps.some((step) => step.delta !== 0n)) {
-      await this.options.balanceAlerts.checkIn(tx, organizationId, threshold ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD, now);
+    const moved = [...new Set(steps.filter((step) => step.delta !== 0n).map((step) => step.organizationId))].sort();
+    for (const organizationId of moved) {
+      const threshold = thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD;
+      await this.options.balanceAlerts.checkIn(tx, organizationId, threshold, now);
     }
     for (const line of lines) if (!stepOfEvent.has(line.eventId)) stepOfEvent.set(line.eventId, stepOfLine.get(line)!);
     return { written: lines.length, stepOfEvent };
   }
 
   /**
-   * A step's whole minor units through the ledger: a charge (promotional
-   * credit first, then the paid balance) when the chain earned more, a
-   * credit back to the paid balance from revenue when a close took usage
-   * back. The budgets of the chain's project and department count both.
+   * The steps' whole minor units through the ledger, all in one call: a
+   * charge (promotional credit first, then the paid balance) for a chain
+   * that earned more, a credit back to the paid balance from revenue for one
+   * a close took usage back from. The budgets of the chain's project and
+   * department count both. A step's posting id is its own id, new like the
+   * step (whose row this transaction has just written).
    */
-  private async postStep(tx: Tx, step: NewChainStep & { departmentId: string }): Promise<void> {
-    const metadata = { period: step.period, step: step.step, lines: step.lines, exactUnits: step.exactUnits.toString() };
-    if (step.delta > 0n) {
-      await this.ledger.chargeIn(tx, {
-        postingId: step.id,
-        kind: 'usage',
-        organizationId: step.organizationId,
-        departmentId: step.departmentId,
-        projectId: step.projectId,
-        amount: step.delta,
-        actor: RATING_ACTOR,
-        description: `Usage of ${step.period.slice(0, 7)}`,
-        metadata,
-      });
-    } else if (step.delta < 0n) {
-      const accounts = await this.ledger.organizationAccounts(step.organizationId, tx);
-      const revenue = await this.ledger.accounts.platformAccount('revenue', step.currency, tx);
-      await this.ledger.postIn(tx, [
-        {
+  private async postSteps(tx: Tx, steps: readonly (NewChainStep & { departmentId: string })[]): Promise<void> {
+    const charges: ChargeSpec[] = [];
+    const credits: PostingSpec[] = [];
+    for (const step of steps) {
+      const metadata = { period: step.period, step: step.step, lines: step.lines, exactUnits: step.exactUnits.toString() };
+      if (step.delta > 0n) {
+        charges.push({
+          postingId: step.id,
+          kind: 'usage',
+          organizationId: step.organizationId,
+          departmentId: step.departmentId,
+          projectId: step.projectId,
+          amount: step.delta,
+          actor: RATING_ACTOR,
+          description: `Usage of ${step.period.slice(0, 7)}`,
+          metadata,
+        });
+      } else if (step.delta < 0n) {
+        const accounts = await this.ledger.organizationAccounts(step.organizationId, tx);
+        const revenue = await this.ledger.accounts.platformAccount('revenue', step.currency, tx);
+        credits.push({
           id: step.id,
           kind: 'usage_adjustment',
           currency: step.currency,
@@ -356,13 +448,34 @@ export class UsageRating {
           description: `Usage of ${step.period.slice(0, 7)} taken back at a close`,
           metadata,
           actor: RATING_ACTOR,
-        },
-      ]);
+        });
+      }
     }
+    if (charges.length > 0 || credits.length > 0) await this.ledger.chargeAllIn(tx, charges, credits);
   }
 }
 
-const chainKey = (chain: { projectId: string; currency: string; period: string }) => `${chain.projectId}:${chain.currency}:${chain.period}`;
+/** Unrated usage by batch, each batch's organizations in id order. */
+function unratedBatches(events: readonly RatableEvent[]): UnratedBatch[] {
+  const batches = new Map<string, UnratedBatch>();
+  for (const event of events) {
+    let batch = batches.get(event.batchId);
+    if (!batch) batches.set(event.batchId, (batch = { batchId: event.batchId, organizationIds: [], closings: false, events: [] }));
+    if (!batch.organizationIds.includes(event.organizationId)) batch.organizationIds.push(event.organizationId);
+    if (event.kind === 'closed') batch.closings = true;
+    else batch.events.push(event);
+  }
+  for (const batch of batches.values()) batch.organizationIds.sort();
+  return [...batches.values()];
+}
+
+/** Oldest first, as rating has always gone through usage (the order a chain's lines and an organization's charges come in). */
+function byOccurrence(a: RatableEvent, b: RatableEvent): number {
+  return a.occurredAt.getTime() - b.occurredAt.getTime() || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0);
+}
+
+const chainKey = (chain: { organizationId: string; projectId: string; currency: string; period: string }) =>
+  `${chain.organizationId}:${chain.projectId}:${chain.currency}:${chain.period}`;
 
 /**
  * The API key behind usage, as far as the usage contract tells it: usage

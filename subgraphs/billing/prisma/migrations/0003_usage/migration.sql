@@ -89,9 +89,11 @@ CREATE TABLE "usage_batches" (
     "accepted" INTEGER NOT NULL,
     "received_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "rated_at" TIMESTAMPTZ(3),
+    -- Its rating job used up its attempts (a dead letter): the sweeper leaves it to billing:reconcile.
+    "failed_at" TIMESTAMPTZ(3),
     CONSTRAINT "usage_batches_pkey" PRIMARY KEY ("id")
 );
-CREATE INDEX "usage_batches_unrated_idx" ON "usage_batches" ("received_at") WHERE "rated_at" IS NULL;
+CREATE INDEX "usage_batches_unrated_idx" ON "usage_batches" ("received_at") WHERE "rated_at" IS NULL AND "failed_at" IS NULL;
 CREATE INDEX "usage_batches_received_at_idx" ON "usage_batches" ("received_at");
 
 -- An accepted event rated: written once, in the transaction that wrote its
@@ -234,6 +236,8 @@ CREATE TABLE "balance_alerts" (
     "depleted_announced_at" TIMESTAMPTZ(3),
     -- Announcements so far: each one is the next version of the organization's balance aggregate.
     "version" INTEGER NOT NULL DEFAULT 0,
+    -- The threshold usage last brought (policy at ingestion): postings without usage are checked against it.
+    "threshold" BIGINT,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "balance_alerts_pkey" PRIMARY KEY ("organization_id")
 );
