@@ -3,6 +3,21 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AccountDirectory, AccountService, AccountStore, BalanceAlerts, Ledger, openBillingDatabase, UsageRating } from '@aifactory/billing/ledger-kit';
 import { createTestDatabase } from '@aifactory/testing';
+import { readdirSync, readFileSync } from 'node:fs';
+function pgCpuMs() {
+  let total = 0;
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (name !== 'postgres') continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) * 10;
+    } catch {}
+  }
+  return total;
+}
 
 const BATCHES = Number(process.argv[2] ?? 30);
 const NEWER = Number(process.argv[3] ?? 0);
@@ -52,21 +67,24 @@ ratingDb.pool.on('connect', (client) => {
 });
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
+const pg0 = pgCpuMs();
 for (const batchId of batches) await rating.rateBatch(batchId, { newer: NEWER });
 const ms = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
-console.log(`${BATCHES} batches in ${ms.toFixed(0)} ms: ${((BATCHES * 1000) / (ms / 1000)).toFixed(0)} events/s; node CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms`);
+const pgMs = pgCpuMs() - pg0;
+console.log(`${BATCHES} batches in ${ms.toFixed(0)} ms: ${((BATCHES * 1000) / (ms / 1000)).toFixed(0)} events/s; node CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, postgres CPU ${pgMs} ms`);
 for (const [k, t] of [...times].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) console.log(`${t.ms.toFixed(0).padStart(7)} ms ${String(t.calls).padStart(5)}  ${(t.ms / t.calls).toFixed(2).padStart(7)}  ${k}`);
 if (process.env.EXPLAIN) {
   await admin.query('BEGIN');
-  const { rows } = await admin.query(`EXPLAIN (ANALYZE, BUFFERS) INSERT INTO usage_lines (line_key, kind, event_id, usage_id, window_index, window_start, window_end, organization_id, department_id,
-    project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version, quantity, currency, price_book_id, price_book_version, unit_price, exact_units, period, occurred_at, usage_posting_id)
-    SELECT line_key || ':x', kind, event_id, usage_id, window_index, window_start, window_end, organization_id, department_id,
-    project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version, quantity, currency, price_book_id, price_book_version, unit_price, exact_units, period, occurred_at, usage_posting_id
-    FROM usage_lines LIMIT 1000`);
+  const ids = (await admin.query('SELECT event_id, usage_posting_id, period::text, exact_units::text FROM usage_lines ORDER BY id DESC LIMIT 3000')).rows;
+  await admin.query('DELETE FROM usage_ratings'); 
+  const { rows } = await admin.query(`EXPLAIN (ANALYZE, BUFFERS) SELECT 'event:x' || e.event_id, 'point', e.event_id, e.usage_id, e.organization_id, e.department_id, e.project_id, e.api_key_id, e.product,
+         COALESCE(e.resource_type, '*'), COALESCE(e.resource_id, '*'), e.unit_id, e.unit_version, e.quantity, e.currency,
+         e.price_book_id, e.price_book_version, e.unit_price, p.exact_units, p.period, e.occurred_at, p.usage_posting_id
+       FROM unnest($1::uuid[], $2::numeric[], $3::date[], $4::text[]) WITH ORDINALITY AS p(event_id, exact_units, period, usage_posting_id, ordinal)
+       JOIN usage_events e ON e.event_id = p.event_id
+       ORDER BY p.ordinal`, [ids.map((r) => r.event_id), ids.map((r) => r.exact_units), ids.map((r) => r.period), ids.map((r) => r.usage_posting_id)]);
   console.log(rows.map((r) => r['QUERY PLAN']).join('\n'));
-  const r2 = await admin.query(`EXPLAIN (ANALYZE, BUFFERS) INSERT INTO usage_ratings (event_id, batch_id, organization_id, usage_posting_id) SELECT gen_random_uuid(), batch_id, organization_id, usage_posting_id FROM usage_ratings LIMIT 1000`);
-  console.log(r2.rows.map((r) => r['QUERY PLAN']).join('\n'));
   await admin.query('ROLLBACK');
 }
 await database.close();

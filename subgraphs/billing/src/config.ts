@@ -10,7 +10,13 @@ export const billingConfigSchema = subgraphConfigSchema.extend({
   /** Usage messages ingested per Postgres transaction, at most. */
   BILLING_USAGE_BATCH_SIZE: env.positiveInt(1_000),
   /** How long usage for an organization or project billing does not know yet waits for IAM's event before it is rejected. */
-  BILLING_USAGE_SCOPE_WAIT_MS: env.positiveInt(300_000),
+  BILLING_USAGE_SCOPE_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    // A waiting message uses a delivery per 30 s retry: a longer wait would run out of deliveries first.
+    .max(8 * 60 * 60 * 1000, 'must be at most 8 hours (28800000)')
+    .default(300_000),
   ...ratingQueueEnv,
   /** Whether the billing process rates usage itself; off when rating runs as separate worker processes. */
   BILLING_RATING_IN_PROCESS: z.stringbool().default(true),

@@ -8,9 +8,10 @@
  * Exports (stable; other test files import them):
  * - `USAGE`: one `UsageEvents` emitter per product (`USAGE.tokenfactory.recorded(scope, usage)`).
  * - `uniqueCurrency()`: a random 3-letter code, so a test's price books are its own.
- * - `knownScope(db, options?)`: inserts an organization (billing currency), department and
- *   project rows; returns a `KnownScope` (`UsageScope` of the emitter + `currency`). Pass the ids of an
- *   organization `BillingFixture.organization()` opened to make its usage known.
+ * - `knownScope(db, options?)`: inserts an organization (billing currency), its funds row and accounts
+ *   (as the hierarchy projection opens them), department and project rows; returns a `KnownScope`
+ *   (`UsageScope` of the emitter + `currency`, the funds row's). Pass the ids of an organization
+ *   `BillingFixture.organization()` opened to make its usage known.
  * - `knownProject(db, scope, options?)`: one more project (and its department) in a known organization.
  * - `usageOrganization(fx, options?)`: `fx.organization()` (accounts, funds) + `knownScope` for it.
  * - `insertPriceBook(db, { currency, effectiveFrom?, prices })`: the currency's next book version with
@@ -29,6 +30,7 @@ import { ensureStreams, type OutboxEventInput, type Queryable } from '@aifactory
 import { UsageEvents, type IntervalUsage, type PointUsage, type UsageScope } from '@aifactory/usage-emitter';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { openOrganizationAccountsIn } from '../src/data/accounts.js';
 import type { BillingFixture } from './billing-fixture.js';
 
 export const USAGE = {
@@ -52,8 +54,10 @@ export function uniqueCurrency(): string {
 }
 
 /**
- * Inserts the organization (if missing), a department and a project as the
- * hierarchy projection would from iam's events, so usage for them is known.
+ * Inserts the organization (if missing) with its funds and accounts, a
+ * department and a project as the hierarchy projection would from iam's
+ * events, so usage for them is known. Usage is priced in the funds row's
+ * currency: an organization opened before keeps its own.
  */
 export async function knownScope(
   db: Queryable,
@@ -66,8 +70,9 @@ export async function knownScope(
      VALUES ($1, $2, 'Usage test', $3, 'active', 1) ON CONFLICT (id) DO NOTHING`,
     [organizationId, `org-${organizationId.slice(0, 8)}`, currency],
   );
-  const { rows } = await db.query<{ billing_currency: string }>('SELECT billing_currency FROM organizations WHERE id = $1', [organizationId]);
-  const scope = { organizationId, currency: rows[0]!.billing_currency.trim(), actor: options.actor ?? { type: 'service_account' as const, id: 'sa-usage-test' } };
+  await openOrganizationAccountsIn(db, organizationId, currency);
+  const { rows } = await db.query<{ currency: string }>('SELECT currency FROM organization_funds WHERE organization_id = $1', [organizationId]);
+  const scope = { organizationId, currency: rows[0]!.currency.trim(), actor: options.actor ?? { type: 'service_account' as const, id: 'sa-usage-test' } };
   const project = await knownProject(db, scope, options);
   return { ...scope, departmentId: project.departmentId, projectId: project.projectId };
 }

@@ -8,13 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import type { PolicySnapshot } from '@aifactory/authz';
 import type { Clock } from '@aifactory/clock';
-import { loadRegistryData, type EventEnvelope } from '@aifactory/contracts';
+import { loadRegistryData, prefixSubject, type EventEnvelope } from '@aifactory/contracts';
 import { createLogger } from '@aifactory/logging';
 import { ServiceMetrics } from '@aifactory/telemetry';
 import { deleteEventStreams, TEST_NATS_URL, uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { defaultUsagePolicy, USAGE_REJECTION_REASONS, usagePolicyFrom } from '../src/domain/usage-ingestion.js';
+import { UsageIngestStore } from '../src/data/usage-ingest-store.js';
+import { defaultUsagePolicy, USAGE_REJECTION_REASONS, UsageIngestion, usagePolicyFrom } from '../src/domain/usage-ingestion.js';
 import { startUsageIngestion, USAGE_CONSUMERS } from '../src/workers/usage-ingestion.js';
 import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
 import {
@@ -33,11 +34,13 @@ import {
 } from './usage-fixture.js';
 
 const subjectPrefix = uniqueEventSubjectPrefix();
-const SCOPE_WAIT_MS = 60_000;
+/** Redelivery delays of 1 s, 2 s and 5 s: usage of an unknown scope is rejected on its fourth delivery. */
+const SCOPE_WAIT_MS = 8_000;
 const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
 const currency = uniqueCurrency();
 
-/** Real time plus an offset the test moves forward: a scope wait can end without waiting it out. */
+/** Real time plus an offset a test moves forward: billing reading its stream long after products published. */
 let offsetMs = 0;
 const clock: Clock = { now: () => new Date(Date.now() + offsetMs), nowMs: () => Date.now() + offsetMs };
 
@@ -274,17 +277,144 @@ describe('usage ingestion', () => {
 
   it('rejects usage whose organization or project stayed unknown for the whole scope wait', async () => {
     const s = await scope();
+    // An organization the hierarchy projection has not opened funds for is not known yet: it has no currency to be billed in.
+    const withoutFunds = randomUUID();
+    await fx.admin.query(`INSERT INTO organizations (id, slug, name, billing_currency, status, version) VALUES ($1, $2, 'No funds', $3, 'active', 1)`, [
+      withoutFunds,
+      `org-${withoutFunds.slice(0, 8)}`,
+      currency,
+    ]);
+    const unopened = { ...s, organizationId: withoutFunds, ...(await knownProject(fx.admin, { organizationId: withoutFunds })) };
     const unknownProject = usageEnvelope(USAGE.tokenfactory.recorded({ ...s, projectId: randomUUID() }, pointUsage()));
     const unknownOrganization = usageEnvelope(USAGE.tokenfactory.recorded({ ...s, organizationId: randomUUID() }, pointUsage()));
+    const unopenedOrganization = usageEnvelope(USAGE.tokenfactory.recorded(unopened, pointUsage()));
     const waitingBefore = await counted('waiting');
-    await publisher.publish(unknownProject);
-    await publisher.publish(unknownOrganization);
-    await waitFor('usage put back', async () => ((await counted('waiting')) >= waitingBefore + 2 ? true : undefined));
+    await publisher.publishAll([unknownProject, unknownOrganization, unopenedOrganization]);
+    await waitFor('usage put back', async () => ((await counted('waiting')) >= waitingBefore + 3 ? true : undefined));
     expect(await stored(unknownProject.id)).toBeUndefined();
 
-    offsetMs += SCOPE_WAIT_MS;
     expect(await ingested(unknownProject.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.unknownProject });
     expect(await ingested(unknownOrganization.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.unknownOrganization });
+    expect(await ingested(unopenedOrganization.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.unknownOrganization });
+    // Each was put back after 1 s, 2 s and 5 s (the 8 s wait) before it was rejected.
+    expect((await counted('waiting')) - waitingBefore).toBe(9);
+  }, 60_000);
+
+  it('counts the scope wait in its own deliveries: usage read long after it was published still waits for its project', async () => {
+    const s = await scope();
+    const projectId = randomUUID();
+    const departmentId = randomUUID();
+    const backlogged = usageEnvelope(USAGE.tokenfactory.recorded({ ...s, projectId, departmentId }, pointUsage({ quantity: 6n })));
+    // billing reads it ten scope waits after it was stored, as after an outage.
+    offsetMs += 10 * SCOPE_WAIT_MS;
+    const waitingBefore = await counted('waiting');
+    await publisher.publish(backlogged);
+    await waitFor('usage put back', async () => ((await counted('waiting')) > waitingBefore ? true : undefined));
+    expect(await stored(backlogged.id)).toBeUndefined();
+
+    await knownProject(fx.admin, s, { projectId, departmentId });
+    expect(await ingested(backlogged.id)).toMatchObject({ status: 'accepted', quantity: '6' });
+  });
+
+  it("prices usage in the currency of the organization's funds, which postings must match, whatever the organization row says later", async () => {
+    const s = await scope();
+    await fx.admin.query(`UPDATE organizations SET billing_currency = $2 WHERE id = $1`, [s.organizationId, currency === 'XTS' ? 'XXX' : 'XTS']);
+    const usage = await publisher.publish(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 7n })));
+
+    expect(await ingested(usage.id)).toMatchObject({ status: 'accepted', currency, price_book_id: book.id, unit_price: '0.002000000000' });
+  });
+
+  it('keys events, scopes and intervals by lower-case ids, however the product spelled them', async () => {
+    const s = await scope();
+    const usage = usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 11n })));
+    const shouted: EventEnvelope = {
+      ...usage,
+      id: usage.id.toUpperCase(),
+      organizationId: s.organizationId.toUpperCase(),
+      departmentId: s.departmentId.toUpperCase(),
+      projectId: s.projectId.toUpperCase(),
+      payload: { ...usage.payload, usageId: (usage.payload as { usageId: string }).usageId.toUpperCase() },
+    };
+    const acceptedBefore = await counted('accepted');
+    await publisher.publish(shouted);
+    const row = await ingested(usage.id);
+    // The same event spelled in lower case is the same event: a duplicate, not a conflict.
+    const duplicatesBefore = await counted('duplicate');
+    await publisher.publish(usage, { msgId: null });
+    await waitFor('the duplicate', async () => ((await counted('duplicate')) > duplicatesBefore ? true : undefined));
+
+    expect(row).toMatchObject({ status: 'accepted', quantity: '11', currency });
+    expect((await counted('accepted')) - acceptedBefore).toBe(1);
+    const { rows } = await fx.admin.query<{ usage_id: string; accepted: number }>(
+      'SELECT e.usage_id, b.accepted FROM usage_events e JOIN usage_batches b ON b.id = e.batch_id WHERE e.event_id = $1',
+      [usage.id],
+    );
+    expect(rows).toEqual([{ usage_id: (usage.payload as { usageId: string }).usageId, accepted: 1 }]);
+    expect(enqueued).toContain(row.batch_id);
+    const conflicts = await fx.admin.query('SELECT 1 FROM usage_conflicts WHERE event_id = $1', [usage.id]);
+    expect(conflicts.rowCount).toBe(0);
+  });
+
+  it('accepts every closing, at a time that has happened and not before its opening, and rejects usage ahead of its clock', async () => {
+    const s = await scope();
+    const now = clock.nowMs();
+    const backwards = intervalUsage({ openedAt: new Date(now - 2 * 3_600_000) });
+    const backwardsClose = usageEnvelope(USAGE.gpuaas.closed(s, backwards, backwards.openedAt));
+    (backwardsClose.payload as { closedAt: string }).closedAt = new Date(now - 3 * 3_600_000).toISOString();
+    // Its opening would be too late by now; its closing must still end the interval.
+    const old = intervalUsage({ openedAt: new Date(now - 40 * DAY_MS) });
+    const lateClose = usageEnvelope(USAGE.gpuaas.closed(s, old, new Date(now - 39 * DAY_MS)));
+    const running = intervalUsage({ openedAt: new Date(now - 3_600_000) });
+    const farClose = usageEnvelope(USAGE.gpuaas.closed(s, running, new Date('2100-01-01T00:00:00.000Z')));
+    const soon = usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ occurredAt: new Date(now + 4 * MINUTE_MS) })));
+    const future = usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ occurredAt: new Date(now + 10 * MINUTE_MS) })));
+    const futureOpening = usageEnvelope(USAGE.gpuaas.opened(s, intervalUsage({ openedAt: new Date(now + 10 * MINUTE_MS) })));
+    await publisher.publishAll([backwardsClose, lateClose, farClose, soon, future, futureOpening]);
+
+    expect(await ingested(backwardsClose.id)).toMatchObject({ status: 'accepted', occurred_at: backwards.openedAt, opened_at: backwards.openedAt });
+    expect(await ingested(lateClose.id)).toMatchObject({ status: 'accepted', occurred_at: new Date(now - 39 * DAY_MS) });
+    const closedAt = (await ingested(farClose.id)).occurred_at!.getTime();
+    expect(closedAt).toBeGreaterThanOrEqual(now);
+    expect(closedAt).toBeLessThanOrEqual(clock.nowMs());
+    expect(await ingested(soon.id)).toMatchObject({ status: 'accepted' });
+    expect(await ingested(future.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.inFuture });
+    expect(await ingested(futureOpening.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.inFuture });
+  });
+
+  it('rejects the closing of an interval whose opening was rejected, stored before or in the same batch', async () => {
+    const s = await scope();
+    const now = clock.nowMs();
+    const stale = intervalUsage({ openedAt: new Date(now - 40 * DAY_MS) });
+    const staleOpening = await publisher.publish(USAGE.gpuaas.opened(s, stale));
+    expect(await ingested(staleOpening.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.tooLate });
+    const staleClosing = await publisher.publish(USAGE.gpuaas.closed(s, stale, new Date(now - DAY_MS)));
+    expect(await ingested(staleClosing.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.openingRejected });
+
+    // Both in one batch (the consumer makes batches of what is at hand, so the domain is called directly).
+    const direct = new UsageIngestion(fx.database.pool, new UsageIngestStore(fx.database.schema), {
+      consumer: 'usage-ingestion-test',
+      subjectPrefix,
+      policy: defaultUsagePolicy,
+      scopeWaitMs: SCOPE_WAIT_MS,
+      clock,
+    });
+    const both = intervalUsage({ openedAt: new Date(now - 40 * DAY_MS) });
+    const events = [usageEnvelope(USAGE.gpuaas.opened(s, both)), usageEnvelope(USAGE.gpuaas.closed(s, both, new Date(now - DAY_MS)))];
+    const result = await direct.ingest(
+      events.map((event) => ({ subject: prefixSubject(event.type, subjectPrefix), body: JSON.stringify(event), publishedAt: new Date(now), deliveries: 1, fallbackId: event.id })),
+    );
+
+    expect(result).toEqual({ batchId: null, outcomes: [{ outcome: 'rejected' }, { outcome: 'rejected' }] });
+    expect(await stored(events[1]!.id)).toMatchObject({ status: 'rejected', rejection_reason: USAGE_REJECTION_REASONS.openingRejected });
+  });
+
+  it('meters quantities up to its bounds: 10^15 base units in a point event, 1,000,000 per second in an interval', async () => {
+    const s = await scope();
+    const point = await publisher.publish(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 1_000_000_000_000_000n })));
+    const opening = await publisher.publish(USAGE.gpuaas.opened(s, intervalUsage({ quantityPerSecond: 1_000_000n })));
+
+    expect(await ingested(point.id)).toMatchObject({ status: 'accepted', quantity: '1000000000000000' });
+    expect(await ingested(opening.id)).toMatchObject({ status: 'accepted', quantity: '1000000' });
   });
 
   it('rejects with a stable reason what cannot be billed, and keeps the envelope', async () => {
@@ -292,7 +422,8 @@ describe('usage ingestion', () => {
     const other = await scope();
     await fx.admin.query(
       `INSERT INTO usage_units (id, version, owner_product, display_name, base_unit, base_per_unit, precision, rating_category, lifecycle, description)
-       VALUES ('request', 99, 'tokenfactory', 'Request', 'request', 1, 0, 'point', 'retired', 'A retired version, for the test.')
+       VALUES ('request', 99, 'tokenfactory', 'Request', 'request', 1, 0, 'point', 'retired', 'A retired version, for the test.'),
+              ('token_output', 2, 'tokenfactory', 'Output token', 'token', 1, 0, 'point', 'active', 'A version the price book does not price.')
        ON CONFLICT DO NOTHING`,
     );
     const cases: [string, EventEnvelope][] = [
@@ -300,9 +431,13 @@ describe('usage ingestion', () => {
       [USAGE_REJECTION_REASONS.unknownUnit, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ unit: 'token_output', unitVersion: 7 })))],
       [USAGE_REJECTION_REASONS.retiredUnit, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ unit: 'request', unitVersion: 99 })))],
       [USAGE_REJECTION_REASONS.unpriced, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ unit: 'cached_token' })))],
+      // The book prices token_output version 1 only.
+      [USAGE_REJECTION_REASONS.unpriced, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ unit: 'token_output', unitVersion: 2 })))],
       [USAGE_REJECTION_REASONS.unitMismatch, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ unit: 'gpu_hour' })))],
       [USAGE_REJECTION_REASONS.unitMismatch, usageEnvelope(USAGE.gpuaas.opened(s, intervalUsage({ unit: 'token_output' })))],
       [USAGE_REJECTION_REASONS.invalidPayload, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 9_223_372_036_854_775_808n })))],
+      [USAGE_REJECTION_REASONS.invalidPayload, usageEnvelope(USAGE.tokenfactory.recorded(s, pointUsage({ quantity: 1_000_000_000_000_001n })))],
+      [USAGE_REJECTION_REASONS.invalidPayload, usageEnvelope(USAGE.gpuaas.opened(s, intervalUsage({ quantityPerSecond: 1_000_001n })))],
       // A project of another organization is never this one's, however long it waits.
       [USAGE_REJECTION_REASONS.unknownProject, usageEnvelope(USAGE.tokenfactory.recorded({ ...s, projectId: other.projectId }, pointUsage()))],
     ];
@@ -363,6 +498,68 @@ describe('usage ingestion', () => {
       expect(rows).toEqual([{ n: 20, total: '60' }]);
     } finally {
       await fx.admin.query('DROP TRIGGER usage_test_refuse ON usage_events; DROP FUNCTION usage_test_refuse(); DROP TABLE usage_test_refusal');
+    }
+  });
+});
+
+describe('a usage message that fails on every delivery', () => {
+  const failingPrefix = uniqueEventSubjectPrefix();
+  const MAX_DELIVER = 3;
+  let failing: { stop(): Promise<void> };
+
+  beforeAll(async () => {
+    await ensureUsageStreams(nc, failingPrefix);
+    failing = await startUsageIngestion({
+      nc,
+      subjectPrefix: failingPrefix,
+      pool: fx.database.pool,
+      schema: fx.database.schema,
+      logger: createLogger({ service: 'billing-test', level: 'fatal' }),
+      metrics: new ServiceMetrics('billing-usage-failing-test'),
+      policy: defaultUsagePolicy,
+      rating: { enqueue: async () => {} },
+      batchSize: 10,
+      scopeWaitMs: SCOPE_WAIT_MS,
+      maxDeliver: MAX_DELIVER,
+      clock,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await failing?.stop();
+    await deleteEventStreams(failingPrefix);
+  });
+
+  it('is dead-lettered before its last delivery, which is left for a dead letter that could not be written the first time', async () => {
+    // Usage is refused for good; the first dead letter written is refused too (a sequence counts attempts across rollbacks).
+    await fx.admin.query(`
+      CREATE SEQUENCE usage_test_letters;
+      CREATE FUNCTION usage_test_refuse_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'usage refused by the test'; END $$;
+      CREATE FUNCTION usage_test_refuse_letter() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+      BEGIN
+        IF nextval('billing.usage_test_letters') = 1 THEN RAISE EXCEPTION 'dead letter refused by the test'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER usage_test_refuse_usage BEFORE INSERT ON usage_events FOR EACH STATEMENT EXECUTE FUNCTION usage_test_refuse_usage();
+      CREATE TRIGGER usage_test_refuse_letter BEFORE INSERT ON dead_letters FOR EACH STATEMENT EXECUTE FUNCTION usage_test_refuse_letter();`);
+    try {
+      const s = await scope();
+      const usage = await new UsagePublisher(nc, failingPrefix).publish(USAGE.tokenfactory.recorded(s, pointUsage()));
+
+      const letter = await waitFor('the dead letter', async () => {
+        const { rows } = await fx.admin.query<{ reason: string; deliveries: number; detail: string }>(
+          'SELECT reason, deliveries, detail FROM dead_letters WHERE consumer = $1 AND event_id = $2',
+          [USAGE_CONSUMERS.tokenfactory, usage.id],
+        );
+        return rows[0];
+      });
+      expect(letter).toEqual({ reason: 'handler_failed', deliveries: MAX_DELIVER, detail: 'usage refused by the test' });
+      expect(await stored(usage.id)).toBeUndefined();
+    } finally {
+      await fx.admin.query(`
+        DROP TRIGGER usage_test_refuse_usage ON usage_events; DROP TRIGGER usage_test_refuse_letter ON dead_letters;
+        DROP FUNCTION usage_test_refuse_usage(); DROP FUNCTION usage_test_refuse_letter(); DROP SEQUENCE usage_test_letters`);
     }
   });
 });

@@ -89,7 +89,7 @@ describe('rating point usage', () => {
       expect(rated).toMatchObject({ batchId: batch.batchId, events: 1, lines: 1 });
       expect(rated.marked).not.toBeNull();
       // Again: nothing left to rate, and the batch was marked already.
-      expect(await rating.rateBatch(batch.batchId)).toEqual({ batchId: batch.batchId, events: 0, lines: 0, marked: null });
+      expect(await rating.rateBatch(batch.batchId)).toEqual({ batchId: batch.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
     }
 
     const state = await ratedState(fx.admin, scope.organizationId);

@@ -18,7 +18,8 @@ import { ServiceMetrics } from '@aifactory/telemetry';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { UsageCompactionStore } from '../src/data/usage-compaction-store.js';
 import { UsageReconciliationStore } from '../src/data/usage-reconciliation-store.js';
-import { UsageCompaction } from '../src/domain/usage-compaction.js';
+import { inTransaction } from '../src/data/transactions.js';
+import { lateLimitMs, monthArgument, UsageCompaction } from '../src/domain/usage-compaction.js';
 import { UsageDriftStatus } from '../src/domain/usage-drift-status.js';
 import { UsageReconciliation } from '../src/domain/usage-reconciliation.js';
 import { startUsageReconciliation } from '../src/workers/usage-reconciliation.js';
@@ -396,6 +397,51 @@ describe('raw-usage compaction', () => {
     // An organization whose dispute window is 30 days is past it.
     const shorter = { ...admin(), accessModel: policySource({ 'billing.usage.dispute_window': 'P30D' }) };
     expect(await blockedGate(compaction.compact(shorter, '2024-05'))).toBe('compacted');
+  });
+
+  it('waits past the late limit where it ends after the dispute window, and a grace after both', async () => {
+    const scope = scopeOf();
+    await insertRatedEvent(h.fx.admin, scope, { occurredAt: new Date('2024-06-10T10:00:00.000Z') });
+    await compaction.recordAuditReview(admin(), '2024-06');
+    const under = (values: Record<string, string>) => ({ ...admin(), accessModel: policySource(values) });
+
+    // Until 2024-07-21 usage of June can still be accepted, whatever the dispute window says.
+    expect(await blockedGate(compaction.compact(under({ 'billing.usage.dispute_window': 'P10D', 'billing.usage.late_limit': 'P20D' }), '2024-06'))).toBe(
+      'BILLING_COMPACTION_BLOCKED:dispute_window',
+    );
+    // Both end at 2024-07-15T00:00, this very instant: a batch classified just before may still be committing.
+    expect(await blockedGate(compaction.compact(under({ 'billing.usage.dispute_window': 'P14D', 'billing.usage.late_limit': 'P14D' }), '2024-06'))).toBe(
+      'BILLING_COMPACTION_BLOCKED:dispute_window',
+    );
+    expect(await blockedGate(compaction.compact(under({ 'billing.usage.dispute_window': 'P13D', 'billing.usage.late_limit': 'P13D' }), '2024-06'))).toBe(
+      'compacted',
+    );
+  });
+
+  it("reads the longest late limit of the organization's projects and departments", () => {
+    const snapshot = policySource({ 'billing.usage.late_limit': 'P20D' }).policy(randomUUID());
+    const departmentId = randomUUID();
+    const longer = {
+      ...snapshot,
+      layers: { ...snapshot.layers, projects: { [randomUUID()]: { departmentId, values: { 'billing.usage.late_limit': 'P90D' } } } },
+    };
+
+    expect(lateLimitMs(snapshot)).toBe(20 * 86_400_000);
+    expect(lateLimitMs(longer)).toBe(90 * 86_400_000);
+  });
+
+  it('deletes rejected and rated events only: usage accepted after the gates were read is left to be rated', async () => {
+    const scope = scopeOf();
+    const at = new Date('2023-01-10T10:00:00.000Z');
+    const rated = await insertRatedEvent(h.fx.admin, scope, { occurredAt: at });
+    const rejected = await insertUsageEvent(h.fx.admin, scope, { occurredAt: at, rejectionReason: 'too_late' });
+    const unrated = await insertUsageEvent(h.fx.admin, scope, { occurredAt: at });
+
+    const removed = await inTransaction(h.fx.database.pool, (tx) => new UsageCompactionStore().deleteRawUsage(tx, monthArgument('2023-01')));
+
+    expect(removed.events).toBe(2n);
+    const { rows } = await h.fx.admin.query<{ event_id: string }>('SELECT event_id FROM usage_events WHERE event_id = ANY($1::uuid[])', [[rated, rejected, unrated]]);
+    expect(rows.map((row) => row.event_id)).toEqual([unrated]);
   });
 
   it('refuses while usage of the month is unrated', async () => {

@@ -95,12 +95,16 @@ export class UsageCompactionStore {
   /**
    * Deletes the month's raw usage: events by the time they happened (or,
    * for a rejected one that never said, when it arrived) and conflicts by
-   * when they arrived. Ratings stay: keyed by event id and free of personal
-   * data, they keep an event that came again from ever being rated twice.
+   * when they arrived. Only rejected and rated events: one accepted after
+   * the gates were read (ingestion takes no lock of the month) is left to be
+   * rated. Ratings stay: keyed by event id and free of personal data, they
+   * keep an event that came again from ever being rated twice.
    */
   async deleteRawUsage(tx: Tx, month: Month): Promise<{ events: bigint; conflicts: bigint }> {
     const events = await tx.query(
-      'DELETE FROM usage_events WHERE COALESCE(occurred_at, received_at) >= $1 AND COALESCE(occurred_at, received_at) < $2',
+      `DELETE FROM usage_events e
+       WHERE COALESCE(e.occurred_at, e.received_at) >= $1 AND COALESCE(e.occurred_at, e.received_at) < $2
+         AND (e.status = 'rejected' OR EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id))`,
       [month.from, month.to],
     );
     const conflicts = await tx.query('DELETE FROM usage_conflicts WHERE received_at >= $1 AND received_at < $2', [month.from, month.to]);

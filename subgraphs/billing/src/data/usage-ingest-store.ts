@@ -12,20 +12,32 @@ export interface IngestProject {
   departmentId: string;
 }
 
+/** One price of a book: for one version of its unit (price_book_prices holds one per unit and resource). */
+export interface IngestPrice {
+  /** Exact decimal text. */
+  unitPrice: string;
+  unitVersion: number;
+}
+
 /** A price book of one currency, with the prices it sets for the units a batch uses. */
 export interface IngestPriceBook {
   id: string;
   version: number;
   currency: string;
   effectiveFromMs: number;
-  /** By `unit|resourceType|resourceId`; unit prices as exact decimal text. */
-  prices: Map<string, string>;
+  /** By `unit|resourceType|resourceId`. */
+  prices: Map<string, IngestPrice>;
 }
 
 /** What a batch of usage is checked against, read once per batch. */
 export interface IngestReferenceData {
   units: Map<string, IngestUnit>;
-  /** Billing currency by organization id. */
+  /**
+   * The currency each organization is billed in, by id: its funds row's,
+   * which every ledger posting of it must match (organizations.billing_currency
+   * may change later; the funds row never does). An organization without one
+   * is not known to billing yet.
+   */
   currencies: Map<string, string>;
   projects: Map<string, IngestProject>;
 }
@@ -158,15 +170,15 @@ export class UsageIngestStore {
     this.deadLetters = `"${schema}".dead_letters`;
   }
 
-  /** Units (all versions: the registry is small), and the organizations and projects the batch names. */
+  /** Units (all versions: the registry is small), and the organizations (their funds) and projects the batch names. */
   async referenceData(tx: Tx, organizationIds: readonly string[], projectIds: readonly string[]): Promise<IngestReferenceData> {
     const units = await tx.query<{ id: string; version: number; base_per_unit: number; rating_category: IngestUnit['ratingCategory']; lifecycle: IngestUnit['lifecycle'] }>({
       name: 'usage_ingest_units',
       text: 'SELECT id, version, base_per_unit, rating_category, lifecycle FROM usage_units',
     });
-    const organizations = await tx.query<{ id: string; billing_currency: string }>({
-      name: 'usage_ingest_organizations',
-      text: 'SELECT id, billing_currency FROM organizations WHERE id = ANY($1::uuid[])',
+    const funds = await tx.query<{ organization_id: string; currency: string }>({
+      name: 'usage_ingest_funds',
+      text: 'SELECT organization_id, currency FROM organization_funds WHERE organization_id = ANY($1::uuid[])',
       values: [organizationIds],
     });
     const projects = await tx.query<{ id: string; organization_id: string; department_id: string }>({
@@ -178,7 +190,7 @@ export class UsageIngestStore {
       units: new Map(
         units.rows.map((row) => [unitKey(row.id, row.version), { basePerUnit: row.base_per_unit, ratingCategory: row.rating_category, lifecycle: row.lifecycle }]),
       ),
-      currencies: new Map(organizations.rows.map((row) => [row.id, row.billing_currency.trim()])),
+      currencies: new Map(funds.rows.map((row) => [row.organization_id, row.currency.trim()])),
       projects: new Map(projects.rows.map((row) => [row.id, { organizationId: row.organization_id, departmentId: row.department_id }])),
     };
   }
@@ -198,6 +210,7 @@ export class UsageIngestStore {
       currency: string;
       effective_from: Date;
       unit_id: string | null;
+      unit_version: number | null;
       resource_type: string | null;
       resource_id: string | null;
       unit_price: string | null;
@@ -213,7 +226,7 @@ export class UsageIngestStore {
               (SELECT max(o.effective_from) FROM price_books o WHERE o.currency = s.currency AND o.effective_from <= s.first_at),
               '-infinity'::timestamptz)
        )
-       SELECT k.id, k.version, k.currency, k.effective_from, p.unit_id, p.resource_type, p.resource_id, p.unit_price::text AS unit_price
+       SELECT k.id, k.version, k.currency, k.effective_from, p.unit_id, p.unit_version, p.resource_type, p.resource_id, p.unit_price::text AS unit_price
          FROM book k LEFT JOIN price_book_prices p ON p.price_book_id = k.id AND p.unit_id = ANY($4::text[])`,
       values: [spans.map((s) => s.currency), spans.map((s) => s.first), spans.map((s) => s.last), unitIds],
     });
@@ -224,7 +237,9 @@ export class UsageIngestStore {
         book = { id: row.id, version: row.version, currency: row.currency.trim(), effectiveFromMs: row.effective_from.getTime(), prices: new Map() };
         books.set(row.id, book);
       }
-      if (row.unit_id !== null) book.prices.set(priceKey(row.unit_id, row.resource_type!, row.resource_id!), row.unit_price!);
+      if (row.unit_id !== null) {
+        book.prices.set(priceKey(row.unit_id, row.resource_type!, row.resource_id!), { unitPrice: row.unit_price!, unitVersion: row.unit_version! });
+      }
     }
     return [...books.values()];
   }
@@ -264,6 +279,22 @@ export class UsageIngestStore {
       values: [eventIds],
     });
     return new Map(rows.map((row) => [row.event_id, row.fingerprint]));
+  }
+
+  /**
+   * Of these intervals, those whose every stored opening was rejected: their
+   * closings can never close anything (an opening sent again under a new id
+   * and accepted opens it after all).
+   */
+  async rejectedOpenings(tx: Tx, usageIds: readonly string[]): Promise<Set<string>> {
+    if (usageIds.length === 0) return new Set();
+    const { rows } = await tx.query<{ usage_id: string }>({
+      name: 'usage_ingest_rejected_openings',
+      text: `SELECT usage_id FROM usage_events WHERE usage_id = ANY($1::uuid[]) AND kind = 'opened'
+       GROUP BY usage_id HAVING bool_and(status = 'rejected')`,
+      values: [usageIds],
+    });
+    return new Set(rows.map((row) => row.usage_id));
   }
 
   async insertConflicts(tx: Tx, conflicts: readonly UsageConflictRow[]): Promise<void> {

@@ -121,24 +121,29 @@ export interface MarkedBatch {
   ratedAt: Date;
 }
 
-/** What a rating transaction adds to one hour's analytics row. */
-export interface RollupDelta {
-  hour: Date;
-  organizationId: string;
-  departmentId: string;
-  projectId: string;
-  /** '' when the usage was not made by an API key's service account. */
-  apiKeyId: string;
-  product: string;
-  resourceType: string;
-  resourceId: string;
-  unitId: string;
-  unitVersion: number;
-  priceBookVersion: number;
-  currency: string;
-  lines: bigint;
-  quantity: bigint;
+/** A point line: its event's row holds the rest. */
+export interface NewPointLine {
+  eventId: string;
   exactUnits: bigint;
+  period: string;
+  usagePostingId: string;
+}
+
+/** An event rated, and the chain step its lines went into (none for an opening that billed nothing yet). */
+export interface NewRating {
+  eventId: string;
+  batchId: string;
+  organizationId: string;
+  usagePostingId: string | null;
+}
+
+/** What one rating transaction writes besides the ledger (`UsageRatingStore.writeRating`). */
+export interface RatingWrite {
+  steps: readonly NewChainStep[];
+  points: readonly NewPointLine[];
+  /** Window and close-adjustment lines, built whole. */
+  lines: readonly NewUsageLine[];
+  ratings: readonly NewRating[];
 }
 
 interface EventRow {
@@ -203,6 +208,10 @@ const EVENT_COLUMNS = `e.event_id, e.kind, e.batch_id, e.product, e.organization
 const INTERVAL_COLUMNS = `usage_id, product, organization_id, department_id, project_id, api_key_id, resource_type, resource_id, unit_id,
   unit_version, quantity_per_second::text AS quantity_per_second, opened_at, closed_at, window_seconds, currency, price_book_id,
   price_book_version, unit_price::text AS unit_price, base_per_unit, opened_event_id, closed_event_id, next_window`;
+
+/** What the rollups sum of a line, as a line insert returns it. */
+const ROLLUP_SOURCE = `occurred_at, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version,
+  price_book_version, currency, quantity, exact_units`;
 
 /** The end of window `next_window`, as SQL: the interval owes a window once this is not after the instant. */
 const NEXT_WINDOW_END = `opened_at + ((next_window + 1)::bigint * window_seconds) * interval '1 second'`;
@@ -279,19 +288,24 @@ export class UsageRatingStore {
   /**
    * The accepted, unrated events of the batch and of up to `newer` batches
    * received after it and not marked rated yet (a backlog to rate along with
-   * it), oldest first. Read before any funds lock is taken, so a rater that
-   * waits for the locks has them at hand; what another rater rated in the
-   * meantime is left out under the locks (`ratedAmong`).
+   * it), oldest first. The newer batches are taken with row locks held until
+   * the transaction ends, skipping those another rater holds, so concurrent
+   * raters take along different batches. Read before any funds lock is
+   * taken, so a rater that waits for the locks has its events at hand; what
+   * another rater rated in the meantime is left out under the locks
+   * (`ratedAmong`).
    */
   async unratedUsage(db: Db, batchId: string, newer: number): Promise<RatableEvent[]> {
     const { rows } = await db.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM usage_events e
-       WHERE e.batch_id IN (
-               SELECT $1::uuid
-               UNION ALL
-               (SELECT b.id FROM usage_batches b
-                WHERE b.rated_at IS NULL AND b.id <> $1 AND b.received_at >= (SELECT received_at FROM usage_batches WHERE id = $1)
-                ORDER BY b.received_at, b.id LIMIT $2))
+      `WITH newer AS (
+         SELECT b.id FROM usage_batches b
+         WHERE b.rated_at IS NULL AND b.id <> $1 AND b.received_at >= (SELECT received_at FROM usage_batches WHERE id = $1)
+         ORDER BY b.received_at, b.id
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED
+       )
+       SELECT ${EVENT_COLUMNS} FROM usage_events e
+       WHERE e.batch_id IN (SELECT $1::uuid UNION ALL SELECT id FROM newer)
          AND e.status = 'accepted'
          AND NOT EXISTS (SELECT 1 FROM usage_ratings r WHERE r.event_id = e.event_id)
        ORDER BY e.occurred_at, e.event_id`,
@@ -324,29 +338,6 @@ export class UsageRatingStore {
       [organizationIds, batchIds, openedUsageIds],
     );
     return rows.map(eventOf);
-  }
-
-  /**
-   * Records events as rated, each with the chain step its lines went into
-   * (none for an opening that billed nothing yet): the claim that makes an
-   * event rated once. A row that exists already is not written again, and
-   * the call throws, so the transaction rolls back rather than rate an event
-   * twice (the funds locks keep that from happening; this keeps it from
-   * counting).
-   */
-  async insertRatings(tx: Tx, ratings: readonly { eventId: string; batchId: string; organizationId: string; usagePostingId: string | null }[]): Promise<void> {
-    if (ratings.length === 0) return;
-    const sorted = [...ratings].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
-    const { rowCount } = await tx.query({
-      name: 'usage_rating_insert_ratings',
-      text: `INSERT INTO usage_ratings (event_id, batch_id, organization_id, usage_posting_id)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])
-             ON CONFLICT (event_id) DO NOTHING`,
-      values: [sorted.map((r) => r.eventId), sorted.map((r) => r.batchId), sorted.map((r) => r.organizationId), sorted.map((r) => r.usagePostingId)],
-    });
-    if (rowCount !== ratings.length) {
-      throw new Error(`${ratings.length - (rowCount ?? 0)} of ${ratings.length} usage events were rated by another transaction under the funds locks`);
-    }
   }
 
   /** Snapshots intervals at their opening; an interval already snapshotted (a repeated opening) keeps its first snapshot. */
@@ -489,14 +480,76 @@ export class UsageRatingStore {
     }));
   }
 
-  async insertChainSteps(tx: Tx, steps: readonly NewChainStep[]): Promise<void> {
-    if (steps.length === 0) return;
-    await tx.query({
-      name: 'usage_rating_insert_chain_steps',
-      text: `INSERT INTO usage_postings (id, organization_id, project_id, currency, period, step, exact_units, posted, delta, lines, ledger_posting_id)
-             SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::bpchar[], $5::date[], $6::int[], $7::numeric[], $8::int8[], $9::int8[],
-               $10::int[], $11::text[])`,
-      values: [
+  /**
+   * Writes what a rating transaction decided, in one statement: the new
+   * remainder-chain steps; the lines, a point line copied from its event's
+   * row (only what rating decided travels: the exact amount, the month and
+   * the chain step), any other line as built; the lines summed into the
+   * hourly rollups (one sum per row, in key order); and the events rated,
+   * each with the chain step its lines went into. One statement, not one
+   * each, because rating holds its organizations' funds locks meanwhile and
+   * is bound by round trips.
+   *
+   * An event rated already is not rated again, and the call throws, so the
+   * transaction rolls back: the funds locks keep another rater away, and
+   * this keeps an event from being rated twice should anything get past
+   * them. The lines' chain steps are checked at the end of the statement,
+   * once the steps are written.
+   */
+  async writeRating(tx: Tx, rating: RatingWrite): Promise<void> {
+    const { steps, points, lines } = rating;
+    const ratings = [...rating.ratings].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+    if (steps.length === 0 && points.length === 0 && lines.length === 0 && ratings.length === 0) return;
+    // Unnamed: a cached generic plan could read the events by a full scan (see the class comment); OFFSET 0 keeps the
+    // planner from hashing the whole usage_events table to join a batch's worth of rows: each is read by its key.
+    const { rows } = await tx.query<{ points: number; ratings: number }>(
+      `WITH steps AS (
+         INSERT INTO usage_postings (id, organization_id, project_id, currency, period, step, exact_units, posted, delta, lines, ledger_posting_id)
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::bpchar[], $5::date[], $6::int[], $7::numeric[], $8::int8[], $9::int8[],
+           $10::int[], $11::text[])
+       ),
+       points AS (
+         INSERT INTO usage_lines (line_key, kind, event_id, usage_id, organization_id, department_id, project_id, api_key_id, product, resource_type,
+           resource_id, unit_id, unit_version, quantity, currency, price_book_id, price_book_version, unit_price, exact_units, period, occurred_at,
+           usage_posting_id)
+         SELECT 'event:' || e.event_id, 'point', e.event_id, e.usage_id, e.organization_id, e.department_id, e.project_id, e.api_key_id, e.product,
+           COALESCE(e.resource_type, '${ANY_RESOURCE}'), COALESCE(e.resource_id, '${ANY_RESOURCE}'), e.unit_id, e.unit_version, e.quantity, e.currency,
+           e.price_book_id, e.price_book_version, e.unit_price, p.exact_units, p.period, e.occurred_at, p.usage_posting_id
+         FROM unnest($12::uuid[], $13::numeric[], $14::date[], $15::text[]) WITH ORDINALITY AS p(event_id, exact_units, period, usage_posting_id, ordinal)
+         CROSS JOIN LATERAL (SELECT * FROM usage_events WHERE event_id = p.event_id OFFSET 0) e
+         ORDER BY p.ordinal
+         RETURNING ${ROLLUP_SOURCE}
+       ),
+       others AS (
+         INSERT INTO usage_lines (line_key, kind, event_id, usage_id, window_index, window_start, window_end, organization_id, department_id,
+           project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version, quantity, currency, price_book_id,
+           price_book_version, unit_price, exact_units, period, occurred_at, usage_posting_id)
+         SELECT * FROM unnest($16::text[], $17::text[], $18::uuid[], $19::uuid[], $20::int[], $21::timestamptz[], $22::timestamptz[], $23::uuid[],
+           $24::uuid[], $25::uuid[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::int[], $32::int8[], $33::bpchar[],
+           $34::uuid[], $35::int[], $36::numeric[], $37::numeric[], $38::date[], $39::timestamptz[], $40::text[])
+         RETURNING ${ROLLUP_SOURCE}
+       ),
+       rollups AS (
+         INSERT INTO usage_rollups AS r (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id,
+           unit_id, unit_version, price_book_version, currency, lines, quantity, exact_units)
+         SELECT date_trunc('hour', l.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', l.organization_id, l.department_id, l.project_id,
+           COALESCE(l.api_key_id, ''), l.product, l.resource_type, l.resource_id, l.unit_id, l.unit_version, l.price_book_version, l.currency,
+           count(*), sum(l.quantity), sum(l.exact_units)
+         FROM (SELECT * FROM points UNION ALL SELECT * FROM others) l
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+         ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+         ON CONFLICT (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version,
+           price_book_version, currency)
+         DO UPDATE SET lines = r.lines + EXCLUDED.lines, quantity = r.quantity + EXCLUDED.quantity, exact_units = r.exact_units + EXCLUDED.exact_units
+       ),
+       ratings AS (
+         INSERT INTO usage_ratings (event_id, batch_id, organization_id, usage_posting_id)
+         SELECT * FROM unnest($41::uuid[], $42::uuid[], $43::uuid[], $44::text[])
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM points)::int AS points, (SELECT count(*) FROM ratings)::int AS ratings`,
+      [
         steps.map((s) => s.id),
         steps.map((s) => s.organizationId),
         steps.map((s) => s.projectId),
@@ -508,21 +561,10 @@ export class UsageRatingStore {
         text(steps.map((s) => s.delta)),
         steps.map((s) => s.lines),
         steps.map((s) => s.ledgerPostingId),
-      ],
-    });
-  }
-
-  async insertLines(tx: Tx, lines: readonly NewUsageLine[]): Promise<void> {
-    if (lines.length === 0) return;
-    await tx.query({
-      name: 'usage_rating_insert_lines',
-      text: `INSERT INTO usage_lines (line_key, kind, event_id, usage_id, window_index, window_start, window_end, organization_id, department_id,
-               project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version, quantity, currency, price_book_id,
-               price_book_version, unit_price, exact_units, period, occurred_at, usage_posting_id)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::timestamptz[], $7::timestamptz[], $8::uuid[],
-               $9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::int8[], $18::bpchar[],
-               $19::uuid[], $20::int[], $21::numeric[], $22::numeric[], $23::date[], $24::timestamptz[], $25::text[])`,
-      values: [
+        points.map((l) => l.eventId),
+        text(points.map((l) => l.exactUnits)),
+        points.map((l) => l.period),
+        points.map((l) => l.usagePostingId),
         lines.map((l) => l.lineKey),
         lines.map((l) => l.kind),
         lines.map((l) => l.eventId),
@@ -548,41 +590,17 @@ export class UsageRatingStore {
         lines.map((l) => l.period),
         lines.map((l) => l.occurredAt),
         lines.map((l) => l.usagePostingId),
+        ratings.map((r) => r.eventId),
+        ratings.map((r) => r.batchId),
+        ratings.map((r) => r.organizationId),
+        ratings.map((r) => r.usagePostingId),
       ],
-    });
-  }
-
-  /** Adds to the hourly rollups, one delta per row (the caller sums deltas of one key first), in key order. */
-  async addRollups(tx: Tx, rollups: readonly RollupDelta[]): Promise<void> {
-    if (rollups.length === 0) return;
-    await tx.query({
-      name: 'usage_rating_add_rollups',
-      text: `INSERT INTO usage_rollups AS r (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id,
-               unit_id, unit_version, price_book_version, currency, lines, quantity, exact_units)
-             SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
-               $9::text[], $10::int[], $11::int[], $12::bpchar[], $13::int8[], $14::numeric[], $15::numeric[])
-             ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
-             ON CONFLICT (hour, organization_id, department_id, project_id, api_key_id, product, resource_type, resource_id, unit_id, unit_version,
-               price_book_version, currency)
-             DO UPDATE SET lines = r.lines + EXCLUDED.lines, quantity = r.quantity + EXCLUDED.quantity, exact_units = r.exact_units + EXCLUDED.exact_units`,
-      values: [
-        rollups.map((r) => r.hour),
-        rollups.map((r) => r.organizationId),
-        rollups.map((r) => r.departmentId),
-        rollups.map((r) => r.projectId),
-        rollups.map((r) => r.apiKeyId),
-        rollups.map((r) => r.product),
-        rollups.map((r) => r.resourceType),
-        rollups.map((r) => r.resourceId),
-        rollups.map((r) => r.unitId),
-        rollups.map((r) => r.unitVersion),
-        rollups.map((r) => r.priceBookVersion),
-        rollups.map((r) => r.currency),
-        text(rollups.map((r) => r.lines)),
-        text(rollups.map((r) => r.quantity)),
-        text(rollups.map((r) => r.exactUnits)),
-      ],
-    });
+    );
+    const written = rows[0]!;
+    if (written.points !== points.length) throw new Error(`${points.length - written.points} point lines name no usage event`);
+    if (written.ratings !== ratings.length) {
+      throw new Error(`${ratings.length - written.ratings} of ${ratings.length} usage events were rated by another transaction under the funds locks`);
+    }
   }
 
   /** The low-balance threshold the organization's newest accepted usage was ingested with. */

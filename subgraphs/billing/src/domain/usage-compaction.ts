@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { effectivePolicy, parsePolicyValue, requireFreshPolicy, type Access, type PolicySnapshot } from '@aifactory/authz';
+import { effectivePolicy, parsePolicyValue, requireFreshPolicy, type Access, type PolicySnapshot, type PolicyTarget } from '@aifactory/authz';
 import { systemClock, type Clock } from '@aifactory/clock';
 import { AppError } from '@aifactory/errors';
 import { actorOf } from '@aifactory/subgraph-kit';
@@ -12,6 +12,13 @@ import { BILLING_ADMIN } from './price-books.js';
 import type { UsageReconciliation } from './usage-reconciliation.js';
 
 export const DISPUTE_WINDOW_KEY = 'billing.usage.dispute_window';
+const LATE_LIMIT_KEY = 'billing.usage.late_limit';
+/**
+ * Past the late limit, ingestion's clock may still be a little behind this
+ * one, or a batch classified just before it still committing: usage of the
+ * month is only settled this long after.
+ */
+const LATE_USAGE_GRACE_MS = 60 * 60_000;
 
 /** What must hold before a month's raw usage is deleted, in the order they are checked. */
 export const COMPACTION_GATES = ['audit_review', 'dispute_window', 'unrated_usage', 'reconciliation_drift'] as const;
@@ -24,10 +31,29 @@ export interface CompactingCaller extends AuditCaller {
 
 /** `billing.usage.dispute_window` in force for the organization whose policy snapshot this is, in milliseconds. */
 export function disputeWindowMs(snapshot: PolicySnapshot): number {
-  const effective = effectivePolicy(snapshot, {}, DISPUTE_WINDOW_KEY);
-  const parsed = parsePolicyValue(snapshot.keys[DISPUTE_WINDOW_KEY]!, effective.value);
+  return durationMs(snapshot, {}, DISPUTE_WINDOW_KEY);
+}
+
+/**
+ * The longest `billing.usage.late_limit` anywhere in the organization (it is
+ * set per project): until that long after a month, ingestion may still
+ * accept usage of it.
+ */
+export function lateLimitMs(snapshot: PolicySnapshot): number {
+  const { departments, projects } = snapshot.layers;
+  const targets: PolicyTarget[] = [
+    {},
+    ...Object.keys(departments).map((departmentId) => ({ departmentId })),
+    ...Object.entries(projects).map(([projectId, project]) => ({ projectId, departmentId: project.departmentId })),
+  ];
+  return Math.max(...targets.map((target) => durationMs(snapshot, target, LATE_LIMIT_KEY)));
+}
+
+function durationMs(snapshot: PolicySnapshot, target: PolicyTarget, key: string): number {
+  const effective = effectivePolicy(snapshot, target, key);
+  const parsed = parsePolicyValue(snapshot.keys[key]!, effective.value);
   if (!parsed.ok) {
-    throw new AppError('POLICY_VALUE_INVALID', `${DISPUTE_WINDOW_KEY} must be a duration`, { details: { key: DISPUTE_WINDOW_KEY, level: effective.level } });
+    throw new AppError('POLICY_VALUE_INVALID', `${key} must be a duration`, { details: { key, level: effective.level } });
   }
   return Number(parsed.exact.units) * 1000;
 }
@@ -51,8 +77,11 @@ function blocked(gate: CompactionGate, month: Month, message: string, details: R
  * ids and envelopes live, are deleted once nothing can still need them:
  * an admin recorded the month's audit review, every organization's dispute
  * window (`billing.usage.dispute_window` after the month's end) has passed,
- * every accepted event is rated, and every reconciliation window of the
- * month, counted again now, is clean. What stays is what was billed: usage
+ * and so has its late limit (`billing.usage.late_limit`: no more usage of
+ * the month can be accepted), every accepted event is rated, and every
+ * reconciliation window of the month, counted again now, is clean.
+ * Ingestion does not take the month's lock, and a closing is never too
+ * late: the deletion itself spares accepted events not yet rated. What stays is what was billed: usage
  * lines, postings, ratings, intervals and the rollups analytics read, which
  * hold API key ids but no user ids. Both steps are platform-admin
  * mutations, audited as billing.usage.audit_review and billing.usage.compact.
@@ -141,7 +170,11 @@ export class UsageCompaction {
     });
   }
 
-  /** Every organization with usage in the month is past its dispute window; policy that is missing or stale refuses, never guesses. */
+  /**
+   * Every organization with usage in the month is past its dispute window and
+   * its late limit, and the grace after; policy that is missing or stale
+   * refuses, never guesses.
+   */
   private async requireDisputeWindowsPassed(policy: PolicySource, month: Month, now: Date): Promise<void> {
     if (month.to > now) throw blocked('dispute_window', month, 'the month has not ended');
     const organizations = await this.store.organizationsWithUsage(this.pool, month);
@@ -152,14 +185,14 @@ export class UsageCompaction {
     for (const organizationId of organizations) {
       const snapshot = policy.policy(organizationId);
       if (!snapshot) throw new AppError('POLICY_SNAPSHOT_STALE', 'Policy is temporarily unavailable; retry shortly', { details: { organizationId } });
-      const closes = new Date(month.to.getTime() + disputeWindowMs(snapshot));
+      const closes = new Date(month.to.getTime() + Math.max(disputeWindowMs(snapshot), lateLimitMs(snapshot)) + LATE_USAGE_GRACE_MS);
       if (closes > now) {
         open.push(organizationId);
         if (closes > until) until = closes;
       }
     }
     if (open.length > 0) {
-      throw blocked('dispute_window', month, `the dispute window of ${open.length} organizations is still open, until ${until.toISOString()}`, {
+      throw blocked('dispute_window', month, `the dispute window or late limit of ${open.length} organizations is still open, until ${until.toISOString()}`, {
         openUntil: until.toISOString(),
         organizations: open.length,
       });

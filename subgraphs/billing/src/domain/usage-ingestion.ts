@@ -17,6 +17,7 @@ import { inTransaction, type Tx } from '../data/transactions.js';
 import {
   priceKey,
   unitKey,
+  type IngestPrice,
   type IngestPriceBook,
   type IngestReferenceData,
   type PricingSpan,
@@ -30,7 +31,10 @@ import { usageFingerprint } from './usage-fingerprint.js';
 
 /** Why a usage event was rejected (usage_events.rejection_reason): stable, for finance and for products. */
 export const USAGE_REJECTION_REASONS = {
-  /** The payload breaks the usage contract, or a number does not fit (quantity above int64). */
+  /**
+   * The payload breaks the usage contract, or a number is beyond what billing
+   * meters (a point quantity above 10^15, a quantityPerSecond above 1,000,000).
+   */
   invalidPayload: 'invalid_payload',
   /** No such unit at that version in the usage-unit registry. */
   unknownUnit: 'unknown_unit',
@@ -39,12 +43,20 @@ export const USAGE_REJECTION_REASONS = {
   unknownOrganization: 'unknown_organization',
   /** The project stayed unknown for the scope wait, or belongs to another organization or department. */
   unknownProject: 'unknown_project',
-  /** Older than policy `billing.usage.late_limit` when it arrived. */
+  /** Older than policy `billing.usage.late_limit` when it arrived (never a closing: see `classify`). */
   tooLate: 'too_late',
-  /** The price book in force (in the organization's billing currency) has no price for the unit and resource. */
+  /** A point usage or an opening more than 5 minutes after billing's clock: time that has not happened is never billed. */
+  inFuture: 'in_future',
+  /**
+   * The price book in force (in the organization's currency, that of its
+   * funds) has no price for the unit and resource, or prices another
+   * version of the unit.
+   */
   unpriced: 'unpriced',
   /** A point unit on an interval event, or an interval unit on a point event. */
   unitMismatch: 'unit_mismatch',
+  /** A closing whose interval's opening was rejected: there is no interval to close, and never will be. */
+  openingRejected: 'opening_rejected',
 } as const;
 
 export type UsageRejectionReason = (typeof USAGE_REJECTION_REASONS)[keyof typeof USAGE_REJECTION_REASONS];
@@ -81,6 +93,17 @@ const LOW_BALANCE_KEY = 'billing.balance.low_warning_threshold';
 
 const INT32_MAX = 2_147_483_647;
 const INT64_MAX = 9_223_372_036_854_775_807n;
+/**
+ * The largest quantities billing meters. Rating multiplies them (by the
+ * price, by a window's seconds) and sums them into int8 columns; a value
+ * that overflowed there would fail every later rating of the organization.
+ * 10^15 base units in one point event, and 10^6 per second over a window of
+ * up to 2^31 s, leave thousands of times the headroom int8 needs.
+ */
+const MAX_POINT_QUANTITY = 1_000_000_000_000_000n;
+const MAX_QUANTITY_PER_SECOND = 1_000_000n;
+/** Clocks disagree a little; usage further ahead than this is not usage yet. */
+const FUTURE_TOLERANCE_MS = 5 * 60_000;
 const NUMERIC_30_DIGITS = 30;
 
 /**
@@ -136,8 +159,9 @@ export interface UsageDelivery {
   /** As received, with any test prefix. */
   subject: string;
   body: string;
-  /** When JetStream stored it: the scope wait and the ingest lag count from here. */
+  /** When JetStream stored it: the ingest lag counts from here. */
   publishedAt: Date;
+  /** JetStream's delivery count: the scope wait is counted in billing's own redeliveries. */
   deliveries: number;
   /** Names a dead letter whose body has no event id (the msg id, else `<stream>:<seq>`). */
   fallbackId: string;
@@ -163,7 +187,12 @@ export interface UsageIngestionSettings {
   consumer: string;
   subjectPrefix: string;
   policy: UsagePolicy;
-  /** How long usage of an organization or project billing does not know yet is put back (from its publish time). */
+  /**
+   * How long usage of an organization or project billing does not know yet
+   * is put back: the sum of the redelivery delays billing asked for, so a
+   * backlog (billing down, the stream full of old messages) waits as long
+   * as fresh usage does.
+   */
   scopeWaitMs: number;
   clock: Clock;
 }
@@ -294,11 +323,26 @@ export class UsageIngestion {
       leaders.set(message.envelope.id, { index, message, verdict });
     }
 
-    const rows = [...leaders.values()]
-      .flatMap(({ verdict }) => (verdict.verdict === 'wait' ? [] : [verdict.row]))
-      // One lock order for every instance: two batches holding the same ids wait for each other instead of deadlocking.
-      .sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+    // Accepted closings go in last: whether their opening was rejected is read once the batch's own openings are stored.
+    const isClosing = (verdict: Verdict) => verdict.verdict === 'accept' && verdict.row.kind === 'closed';
+    let rows = rowsOf([...leaders.values()].filter(({ verdict }) => !isClosing(verdict)));
     const inserted = await this.store.insertEvents(tx, batchId, rows);
+    const closings = [...leaders.values()].filter(({ verdict }) => isClosing(verdict));
+    if (closings.length > 0) {
+      const orphaned = await this.store.rejectedOpenings(tx, distinct(closings.map(({ message }) => factsOf(message)!.usageId)));
+      for (const leader of closings) {
+        const { usageId } = factsOf(leader.message)!;
+        if (orphaned.has(usageId)) {
+          leader.verdict = {
+            verdict: 'reject',
+            row: rejectedRow(leader.message, deliveries[leader.index]!, USAGE_REJECTION_REASONS.openingRejected, `the opening of interval ${usageId} was rejected`),
+          };
+        }
+      }
+      const closingRows = rowsOf(closings);
+      for (const eventId of await this.store.insertEvents(tx, batchId, closingRows)) inserted.add(eventId);
+      rows = [...rows, ...closingRows];
+    }
     const existing = await this.store.fingerprints(
       tx,
       rows.filter((row) => !inserted.has(row.eventId)).map((row) => row.eventId),
@@ -363,11 +407,8 @@ export class UsageIngestion {
     const currency = reference.currencies.get(organizationId);
     const project = reference.projects.get(projectId);
     if (currency === undefined || project === undefined) {
-      const waitedMs = now.getTime() - delivery.publishedAt.getTime();
-      if (waitedMs < this.options.scopeWaitMs) {
-        const step = SCOPE_WAIT_BACKOFF_MS[Math.min(Math.max(delivery.deliveries, 1), SCOPE_WAIT_BACKOFF_MS.length) - 1]!;
-        return { verdict: 'wait', retryInMs: Math.max(0, Math.min(step, this.options.scopeWaitMs - waitedMs)) };
-      }
+      const retryInMs = scopeWaitDelayMs(delivery.deliveries, this.options.scopeWaitMs);
+      if (retryInMs > 0) return { verdict: 'wait', retryInMs };
       return currency === undefined
         ? reject(USAGE_REJECTION_REASONS.unknownOrganization, `organization ${organizationId} is not known to billing`)
         : reject(USAGE_REJECTION_REASONS.unknownProject, `project ${projectId} is not known to billing`);
@@ -380,9 +421,20 @@ export class UsageIngestion {
     }
 
     const target: PolicyTarget = { projectId, departmentId };
-    const lateLimitMs = policy.lateLimitMs(organizationId, target);
-    if (now.getTime() - facts.occurredAt.getTime() > lateLimitMs) {
-      return reject(USAGE_REJECTION_REASONS.tooLate, `${facts.occurredAt.toISOString()} is more than ${lateLimitMs / 1000} s before ${now.toISOString()}`);
+    // A closing is never too late or too early: refusing it would leave its interval billed forever. A closing
+    // ahead of billing's clock closes now (billing never bills time that has not happened), one before its opening at the opening.
+    let { occurredAt } = facts;
+    if (message.kind === 'closed') {
+      if (occurredAt > now) occurredAt = now;
+      if (occurredAt < facts.openedAt!) occurredAt = facts.openedAt!;
+    } else {
+      if (occurredAt.getTime() - now.getTime() > FUTURE_TOLERANCE_MS) {
+        return reject(USAGE_REJECTION_REASONS.inFuture, `${occurredAt.toISOString()} is more than ${FUTURE_TOLERANCE_MS / 1000} s after ${now.toISOString()}`);
+      }
+      const lateLimitMs = policy.lateLimitMs(organizationId, target);
+      if (now.getTime() - occurredAt.getTime() > lateLimitMs) {
+        return reject(USAGE_REJECTION_REASONS.tooLate, `${occurredAt.toISOString()} is more than ${lateLimitMs / 1000} s before ${now.toISOString()}`);
+      }
     }
 
     // Intervals are priced as they opened, for their whole life (ARCHITECTURE.md, Usage contract).
@@ -394,12 +446,20 @@ export class UsageIngestion {
         `no ${currency} price for ${facts.unitId} of ${facts.resourceType} ${facts.resourceId} at ${pricedAt.toISOString()}`,
       );
     }
+    // A price is set for one version of its unit; another version may count other base units, so it is not priced.
+    if (price.unitVersion !== facts.unitVersion) {
+      return reject(
+        USAGE_REJECTION_REASONS.unpriced,
+        `the ${currency} price for ${facts.unitId} of ${facts.resourceType} ${facts.resourceId} at ${pricedAt.toISOString()} is for version ${price.unitVersion}, not ${facts.unitVersion}`,
+      );
+    }
 
     return {
       verdict: 'accept',
       row: {
         ...baseRow(message, delivery),
         status: 'accepted',
+        occurredAt,
         currency,
         priceBookId: price.book.id,
         priceBookVersion: price.book.version,
@@ -433,7 +493,7 @@ export class UsageIngestion {
       const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
       return dead(idOf(raw) ?? delivery.fallbackId, raw, USAGE_DEAD_LETTER_REASONS.invalidEnvelope, detail);
     }
-    const envelope = parsed.data;
+    const envelope = withLowerCaseIds(parsed.data);
     const match = USAGE_TYPE.exec(envelope.type);
     if (match === null || prefixSubject(envelope.type, this.options.subjectPrefix) !== delivery.subject) {
       // A product publishes only its own usage, on the subject its type names (NATS permissions are per subject).
@@ -497,17 +557,56 @@ function factsFrom(kind: UsageKind, payload: unknown): UsageFacts | { invalid: s
   if (kind === 'recorded') {
     const recorded = payload as UsageRecordedPayload;
     const quantity = BigInt(recorded.quantity);
-    if (quantity <= 0n || quantity > INT64_MAX) return { invalid: 'quantity must be a whole number of base units from 1 to 9223372036854775807' };
+    if (quantity <= 0n || quantity > MAX_POINT_QUANTITY) return { invalid: `quantity must be a whole number of base units from 1 to ${MAX_POINT_QUANTITY}` };
     return { ...common, quantity, occurredAt: new Date(recorded.occurredAt), openedAt: null };
   }
   const interval = payload as UsageOpenedPayload | UsageClosedPayload;
   const quantity = BigInt(interval.quantityPerSecond ?? '1');
-  if (quantity > INT64_MAX) return { invalid: 'quantityPerSecond must be at most 9223372036854775807' };
+  if (quantity > MAX_QUANTITY_PER_SECOND) return { invalid: `quantityPerSecond must be at most ${MAX_QUANTITY_PER_SECOND}` };
   const openedAt = new Date(interval.openedAt);
   if (kind === 'opened') return { ...common, quantity, occurredAt: openedAt, openedAt };
-  const closedAt = new Date((interval as UsageClosedPayload).closedAt);
-  if (closedAt.getTime() < openedAt.getTime()) return { invalid: 'closedAt is before openedAt' };
-  return { ...common, quantity, occurredAt: closedAt, openedAt };
+  // As sent: `classify` decides the time a closing closes at (never before its opening, never ahead of billing's clock).
+  return { ...common, quantity, occurredAt: new Date((interval as UsageClosedPayload).closedAt), openedAt };
+}
+
+/**
+ * The envelope with its ids, and the payload's usage id, in lower case: zod
+ * accepts an upper-case uuid, Postgres answers in lower case, and billing
+ * keys events, scopes and intervals by those answers.
+ */
+function withLowerCaseIds(envelope: EventEnvelope): EventEnvelope {
+  const lower = (id: string | null) => (id === null ? null : id.toLowerCase());
+  const { payload } = envelope;
+  return {
+    ...envelope,
+    id: envelope.id.toLowerCase(),
+    organizationId: lower(envelope.organizationId),
+    departmentId: lower(envelope.departmentId),
+    projectId: lower(envelope.projectId),
+    payload: typeof payload.usageId === 'string' ? { ...payload, usageId: payload.usageId.toLowerCase() } : payload,
+  };
+}
+
+/**
+ * How long to put back usage of a scope billing does not know yet, on its
+ * `deliveries`-th delivery; 0 once the delays asked for before add up to the
+ * wait. Counted in billing's own deliveries, never from the publish time:
+ * after a backlog every message is old, and would be rejected unseen.
+ */
+function scopeWaitDelayMs(deliveries: number, scopeWaitMs: number): number {
+  let leftMs = scopeWaitMs;
+  for (let delivery = 1; ; delivery += 1) {
+    const delayMs = Math.min(SCOPE_WAIT_BACKOFF_MS[Math.min(delivery, SCOPE_WAIT_BACKOFF_MS.length) - 1]!, leftMs);
+    if (delayMs <= 0 || delivery >= deliveries) return Math.max(delayMs, 0);
+    leftMs -= delayMs;
+  }
+}
+
+/** The rows of leaders settled now, in one lock order for every instance: two batches holding the same ids wait for each other instead of deadlocking. */
+function rowsOf(leaders: readonly { verdict: Verdict }[]): UsageEventRow[] {
+  return leaders
+    .flatMap(({ verdict }) => (verdict.verdict === 'wait' ? [] : [verdict.row]))
+    .sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
 }
 
 function factsOf(message: UsageMessage): UsageFacts | undefined {
@@ -586,13 +685,14 @@ class PriceIndex {
     for (const list of this.booksByCurrency.values()) list.sort((a, b) => b.effectiveFromMs - a.effectiveFromMs || b.version - a.version);
   }
 
-  priceAt(currency: string, unitId: string, resourceType: string, resourceId: string, at: Date): { book: IngestPriceBook; unitPrice: string } | undefined {
+  /** The most specific price of the book in force, whichever unit version it is for: the caller compares versions. */
+  priceAt(currency: string, unitId: string, resourceType: string, resourceId: string, at: Date): ({ book: IngestPriceBook } & IngestPrice) | undefined {
     const atMs = at.getTime();
     const book = this.booksByCurrency.get(currency)?.find((candidate) => candidate.effectiveFromMs <= atMs);
     if (book === undefined) return undefined;
-    const unitPrice =
+    const price =
       book.prices.get(priceKey(unitId, resourceType, resourceId)) ?? book.prices.get(priceKey(unitId, resourceType, '*')) ?? book.prices.get(priceKey(unitId, '*', '*'));
-    return unitPrice === undefined ? undefined : { book, unitPrice };
+    return price === undefined ? undefined : { book, ...price };
   }
 }
 

@@ -13,7 +13,6 @@ import {
   type NewInterval,
   type RatableEvent,
   type RatedLine,
-  type RollupDelta,
   type UsageLineKind,
 } from '../data/usage-rating-store.js';
 import type { BalanceAlerts } from './balance-alerts.js';
@@ -27,7 +26,6 @@ export const RATING_ACTOR: Actor = { type: 'system', id: 'billing.usage-rating' 
 export const DEFAULT_LOW_BALANCE_THRESHOLD = 1000n;
 /** Windows billed per interval in one transaction: a long outage's backlog is billed over several, none of them huge. */
 const WINDOWS_PER_TRANSACTION = 1_000;
-const HOUR_MS = 3_600_000;
 
 export interface UsageRatingOptions {
   /** Low-balance and depletion announcements, checked in every transaction that moved the balance. */
@@ -108,48 +106,24 @@ export class UsageRating {
   /**
    * Rates what is unrated in an ingested batch, then marks the batch rated;
    * with `newer`, up to that many batches received after it and not rated
-   * yet too (the rating queue's backlog: their jobs then find nothing left).
-   * All their organizations are rated in one transaction that locks their
-   * funds rows in id order (the ledger's lock order, so raters of batches
-   * sharing organizations queue rather than deadlock). Should that fail,
-   * the batch alone is rated again, each organization in a transaction of
-   * its own, so an organization that fails does not hold up the others; the
+   * yet too (the rating queue's backlog: their jobs then find nothing left),
+   * skipping those another rater has taken along. All their organizations
+   * are rated in one transaction that locks their funds rows in id order
+   * (the ledger's lock order, so raters of batches sharing organizations
+   * queue rather than deadlock). Should that fail, the batch is rated again
+   * without the newer ones (whose own jobs report their failures), and then,
+   * should that fail too, each of its organizations in a transaction of its
+   * own, so an organization that fails does not hold up the others; the
    * batch then stays unrated and the call throws, so the job is retried.
    * Safe to repeat and to run beside another rater of the same batches: what
    * either rated is skipped.
    */
   async rateBatch(batchId: string, options: { newer?: number } = {}): Promise<BatchRating> {
-    const rating: BatchRating = { batchId, events: 0, lines: 0, marked: null, newerMarked: [] };
-    const unrated = unratedBatches(await this.store.unratedUsage(this.pool, batchId, options.newer ?? 0));
-    const own = unrated.find((batch) => batch.batchId === batchId) ?? { batchId, organizationIds: [], closings: false, events: [] };
-    // The newer batches' failure must not keep this one from being rated: without them it is tried again.
-    const attempts = (unrated.length > 1 ? [unrated, [own]] : [[own]]).filter((batches) => batches.length > 1 || batches[0]!.organizationIds.length > 1);
-    let rated: { batches: readonly UnratedBatch[]; events: number; lines: number } | undefined;
-    for (const batches of attempts) {
-      const together = await this.rateTogether(batches);
-      if (together) {
-        rated = { batches, ...together };
-        break;
-      }
-    }
-    if (!rated) {
-      rated = { batches: [own], events: 0, lines: 0 };
-      const errors: unknown[] = [];
-      for (const organizationId of own.organizationIds) {
-        try {
-          const alone = await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, [own], [organizationId]));
-          rated.events += alone.events;
-          rated.lines += alone.lines;
-        } catch (error) {
-          errors.push(error);
-        }
-      }
-      if (errors.length === 1) throw errors[0];
-      if (errors.length > 1) throw new AggregateError(errors, `rating failed for ${errors.length} organizations of usage batch ${batchId}`);
-    }
-    rating.events = rated.events;
-    rating.lines = rated.lines;
-    for (const batch of await this.store.markBatchesRated(this.pool, [batchId, ...rated.batches.map((batch) => batch.batchId)])) {
+    const newer = options.newer ?? 0;
+    const rated =
+      (await this.rateTogether(batchId, newer)) ?? (newer > 0 ? await this.rateTogether(batchId, 0) : undefined) ?? (await this.rateEachOrganization(batchId));
+    const rating: BatchRating = { batchId, events: rated.events, lines: rated.lines, marked: null, newerMarked: [] };
+    for (const batch of await this.store.markBatchesRated(this.pool, [batchId, ...rated.batchIds])) {
       if (batch.batchId === batchId) rating.marked = { receivedAt: batch.receivedAt, ratedAt: batch.ratedAt };
       else rating.newerMarked.push(batch);
     }
@@ -157,18 +131,42 @@ export class UsageRating {
   }
 
   /**
-   * The batches' organizations in one transaction; undefined when it failed.
-   * Its error is not lost: the organization that caused it fails again when
-   * rated alone, and that error is the one reported (or, when it was a newer
-   * batch's, when that batch's own job rates it).
+   * The batch, and up to `newer` newer ones, in one transaction; undefined
+   * when it failed. Its error is not lost: the organization that caused it
+   * fails again when rated alone, and that error is the one reported (or,
+   * when it was a newer batch's, when that batch's own job rates it).
    */
-  private async rateTogether(batches: readonly UnratedBatch[]): Promise<Rated | undefined> {
-    const organizationIds = [...new Set(batches.flatMap((batch) => batch.organizationIds))].sort();
+  private async rateTogether(batchId: string, newer: number): Promise<Rated & { batchIds: string[] } | undefined> {
     try {
-      return await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, batches, organizationIds));
+      return await inTransaction(this.pool, async (tx) => {
+        const batches = unratedBatches(await this.store.unratedUsage(tx, batchId, newer));
+        const organizationIds = [...new Set(batches.flatMap((batch) => batch.organizationIds))].sort();
+        const rated = organizationIds.length === 0 ? { events: 0, lines: 0 } : await this.rateOrganizationsIn(tx, batches, organizationIds);
+        return { ...rated, batchIds: batches.map((batch) => batch.batchId) };
+      });
     } catch {
       return undefined;
     }
+  }
+
+  /** The batch's organizations each in a transaction of its own; throws what failed once every one was tried. */
+  private async rateEachOrganization(batchId: string): Promise<Rated & { batchIds: string[] }> {
+    const rated = { events: 0, lines: 0, batchIds: [batchId] };
+    const errors: unknown[] = [];
+    for (const batch of unratedBatches(await this.store.unratedUsage(this.pool, batchId, 0))) {
+      for (const organizationId of batch.organizationIds) {
+        try {
+          const alone = await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, [batch], [organizationId]));
+          rated.events += alone.events;
+          rated.lines += alone.lines;
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `rating failed for ${errors.length} organizations of usage batch ${batchId}`);
+    return rated;
   }
 
   /**
@@ -268,11 +266,7 @@ export class UsageRating {
       const highest = thresholds.get(event.organizationId);
       if (threshold !== null && (highest === undefined || threshold > highest)) thresholds.set(event.organizationId, threshold);
     }
-    const { written, stepOfEvent } = await this.post(tx, currencies, lines, now, thresholds);
-    await this.store.insertRatings(
-      tx,
-      events.map((event) => ({ eventId: event.eventId, batchId: event.batchId, organizationId: event.organizationId, usagePostingId: stepOfEvent.get(event.eventId) ?? null })),
-    );
+    const written = await this.post(tx, currencies, lines, now, thresholds, events);
     return { events: events.length, lines: written };
   }
 
@@ -280,8 +274,7 @@ export class UsageRating {
     const currencies = await this.lockFunds(tx, [organizationId]);
     const due = await this.store.dueIntervals(tx, organizationId, now);
     const { lines, more } = await this.billDue(tx, due, now, (interval) => interval.openedEventId);
-    const { written } = await this.post(tx, currencies, lines, now, new Map());
-    return { lines: written, more };
+    return { lines: await this.post(tx, currencies, lines, now, new Map(), []), more };
   }
 
   /** The ledger's first lock, on every organization's funds row in id order; returns each organization's currency. */
@@ -347,12 +340,13 @@ export class UsageRating {
 
   /**
    * Writes the lines not written yet, one remainder-chain step per chain they
-   * fall in, the ledger postings of the steps that moved whole minor units,
-   * and the hourly rollups; checks the balance alerts of each organization
-   * whose money moved (at its threshold in `thresholds`, else the one its
-   * newest usage was ingested with). `currencies` holds the organizations
-   * whose funds rows this transaction locked. Returns how many lines it wrote
-   * and the chain step of each event's first line.
+   * fall in, the hourly rollups and `events` as rated (each with the chain
+   * step of its first line), then the ledger postings of the steps that
+   * moved whole minor units, and checks the balance alerts of each
+   * organization whose money moved (at its threshold in `thresholds`, else
+   * the one its newest usage was ingested with). `currencies` holds the
+   * organizations whose funds rows this transaction locked. Returns how many
+   * lines it wrote.
    */
   private async post(
     tx: Tx,
@@ -360,13 +354,12 @@ export class UsageRating {
     rated: readonly RatedLine[],
     now: Date,
     thresholds: ReadonlyMap<string, bigint>,
-  ): Promise<{ written: number; stepOfEvent: Map<string, string> }> {
-    const stepOfEvent = new Map<string, string>();
+    events: readonly RatableEvent[],
+  ): Promise<number> {
     // A point line's key is its event's, and only the transaction that records the event rated writes it: it is new.
     // A window line may have been written by an earlier run (a repeat after a crash between window and cursor).
     const existing = await this.store.existingLineKeys(tx, rated.flatMap((line) => (line.kind === 'point' ? [] : [line.lineKey])));
     const lines = rated.filter((line) => !existing.has(line.lineKey));
-    if (lines.length === 0) return { written: 0, stepOfEvent };
     for (const line of lines) {
       const currency = currencies.get(line.organizationId);
       if (currency === undefined) throw new Error(`a line of organization ${line.organizationId} was rated without its funds lock`);
@@ -396,17 +389,28 @@ export class UsageRating {
       steps.push({ id, organizationId, projectId, departmentId, currency, period, step, ...next, lines: chainLines.length, ledgerPostingId: next.delta === 0n ? null : id });
       for (const line of chainLines) stepOfLine.set(line, id);
     }
-    await this.store.insertChainSteps(tx, steps);
-    await this.store.insertLines(tx, lines.map((line) => ({ ...line, usagePostingId: stepOfLine.get(line)! })));
+    const stepOfEvent = new Map<string, string>();
+    for (const line of lines) if (!stepOfEvent.has(line.eventId)) stepOfEvent.set(line.eventId, stepOfLine.get(line)!);
+    await this.store.writeRating(tx, {
+      steps,
+      points: lines.flatMap((line) =>
+        line.kind === 'point' ? [{ eventId: line.eventId, exactUnits: line.exactUnits, period: line.period, usagePostingId: stepOfLine.get(line)! }] : [],
+      ),
+      lines: lines.flatMap((line) => (line.kind === 'point' ? [] : [{ ...line, usagePostingId: stepOfLine.get(line)! }])),
+      ratings: events.map((event) => ({
+        eventId: event.eventId,
+        batchId: event.batchId,
+        organizationId: event.organizationId,
+        usagePostingId: stepOfEvent.get(event.eventId) ?? null,
+      })),
+    });
     await this.postSteps(tx, steps);
-    await this.store.addRollups(tx, rollupsOf(lines));
     const moved = [...new Set(steps.filter((step) => step.delta !== 0n).map((step) => step.organizationId))].sort();
     for (const organizationId of moved) {
       const threshold = thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD;
       await this.options.balanceAlerts.checkIn(tx, organizationId, threshold, now);
     }
-    for (const line of lines) if (!stepOfEvent.has(line.eventId)) stepOfEvent.set(line.eventId, stepOfLine.get(line)!);
-    return { written: lines.length, stepOfEvent };
+    return lines.length;
   }
 
   /**
@@ -457,16 +461,15 @@ export class UsageRating {
 
 /** Unrated usage by batch, each batch's organizations in id order. */
 function unratedBatches(events: readonly RatableEvent[]): UnratedBatch[] {
-  const batches = new Map<string, UnratedBatch>();
+  const batches = new Map<string, UnratedBatch & { organizations: Set<string> }>();
   for (const event of events) {
     let batch = batches.get(event.batchId);
-    if (!batch) batches.set(event.batchId, (batch = { batchId: event.batchId, organizationIds: [], closings: false, events: [] }));
-    if (!batch.organizationIds.includes(event.organizationId)) batch.organizationIds.push(event.organizationId);
+    if (!batch) batches.set(event.batchId, (batch = { batchId: event.batchId, organizationIds: [], organizations: new Set(), closings: false, events: [] }));
+    batch.organizations.add(event.organizationId);
     if (event.kind === 'closed') batch.closings = true;
     else batch.events.push(event);
   }
-  for (const batch of batches.values()) batch.organizationIds.sort();
-  return [...batches.values()];
+  return [...batches.values()].map(({ organizations, ...batch }) => ({ ...batch, organizationIds: [...organizations].sort() }));
 }
 
 /** Oldest first, as rating has always gone through usage (the order a chain's lines and an organization's charges come in). */
@@ -566,52 +569,4 @@ function windowLine(interval: IntervalRecord, index: number, kind: Exclude<Usage
     period: periodOf(start),
     occurredAt: start,
   };
-}
-
-/** The lines summed per hourly rollup row, so one statement adds to each row once. */
-function rollupsOf(lines: readonly RatedLine[]): RollupDelta[] {
-  const rollups = new Map<string, RollupDelta>();
-  for (const line of lines) {
-    const hour = new Date(Math.floor(line.occurredAt.getTime() / HOUR_MS) * HOUR_MS);
-    const apiKeyId = line.apiKeyId ?? '';
-    const key = JSON.stringify([
-      hour.getTime(),
-      line.organizationId,
-      line.departmentId,
-      line.projectId,
-      apiKeyId,
-      line.product,
-      line.resourceType,
-      line.resourceId,
-      line.unitId,
-      line.unitVersion,
-      line.priceBookVersion,
-      line.currency,
-    ]);
-    const rollup = rollups.get(key);
-    if (rollup) {
-      rollup.lines += 1n;
-      rollup.quantity += line.quantity;
-      rollup.exactUnits += line.exactUnits;
-    } else {
-      rollups.set(key, {
-        hour,
-        organizationId: line.organizationId,
-        departmentId: line.departmentId,
-        projectId: line.projectId,
-        apiKeyId,
-        product: line.product,
-        resourceType: line.resourceType,
-        resourceId: line.resourceId,
-        unitId: line.unitId,
-        unitVersion: line.unitVersion,
-        priceBookVersion: line.priceBookVersion,
-        currency: line.currency,
-        lines: 1n,
-        quantity: line.quantity,
-        exactUnits: line.exactUnits,
-      });
-    }
-  }
-  return [...rollups.values()];
 }

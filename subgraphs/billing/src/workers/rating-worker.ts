@@ -13,7 +13,7 @@ const LAG_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
  * a few only, since the transaction holds its organizations' funds locks,
  * which the ledger's other writers (reservations, credits) wait for.
  */
-const NEWER_BATCHES_PER_JOB = 3;
+const NEWER_BATCHES_PER_JOB = 7;
 
 export interface RatingWorkerOptions {
   rating: UsageRating;

@@ -31,6 +31,8 @@ export interface UsageIngestionOptions {
   batchSize: number;
   /** How long usage of an unknown organization or project is put back before it is rejected (BILLING_USAGE_SCOPE_WAIT_MS). */
   scopeWaitMs: number;
+  /** JetStream deliveries of a message before it is given up on; `MAX_DELIVER` unless a test needs to reach it quickly. */
+  maxDeliver?: number;
   clock?: Clock;
 }
 
@@ -44,10 +46,12 @@ export const USAGE_CONSUMERS: Readonly<Record<UsageProduct, string>> = {
 /** A failed transaction is retried after these delays; the last repeats. */
 const FAILURE_BACKOFF_MS: readonly number[] = [1_000, 2_000, 5_000, 10_000, 30_000];
 /**
- * Deliveries before a message whose transaction keeps failing is given up on
- * (dead-lettered). Unknown-scope waits spend deliveries too (about 15 for the
- * default 5-minute wait), and a database outage should be outlasted: at the
- * 30 s step this is about eight hours.
+ * JetStream's delivery limit. A message whose transaction keeps failing is
+ * dead-lettered on the delivery before the last, so a dead letter that
+ * cannot be written either still has one delivery left to be written on.
+ * Unknown-scope waits spend deliveries too (about 15 for the default
+ * 5-minute wait), and a database outage should be outlasted: at the 30 s
+ * step this is about eight hours.
  */
 const MAX_DELIVER = 1_000;
 /**
@@ -81,7 +85,7 @@ interface UsageMetrics {
  * only after it committed; then its accepted usage is handed to rating.
  * A batch whose transaction fails is retried one message per transaction, so
  * one bad message cannot hold back the rest; a message that keeps failing is
- * put back with backoff, and dead-lettered after `MAX_DELIVER` deliveries.
+ * put back with backoff, and dead-lettered on its next-to-last delivery.
  */
 export async function startUsageIngestion(options: UsageIngestionOptions): Promise<{ stop(): Promise<void> }> {
   const { nc, subjectPrefix } = options;
@@ -102,7 +106,7 @@ export async function startUsageIngestion(options: UsageIngestionOptions): Promi
   const started: UsageStreamConsumer[] = [];
   try {
     for (const product of USAGE_PRODUCTS) {
-      const stream = await declareConsumer(jsm, product, subjectPrefix);
+      const stream = await declareConsumer(jsm, product, subjectPrefix, options.maxDeliver ?? MAX_DELIVER);
       const consumer = new UsageStreamConsumer(options, product, stream, metrics);
       await consumer.start();
       started.push(consumer);
@@ -115,7 +119,7 @@ export async function startUsageIngestion(options: UsageIngestionOptions): Promi
 }
 
 /** Ensures the product's stream and its usage consumer; returns the stream's name. */
-async function declareConsumer(jsm: JetStreamManager, product: UsageProduct, subjectPrefix: string): Promise<string> {
+async function declareConsumer(jsm: JetStreamManager, product: UsageProduct, subjectPrefix: string, maxDeliver: number): Promise<string> {
   const family = prefixSubject(`${product}.>`, subjectPrefix);
   const stream = streamDeclarations({ subjectPrefix }).find((declaration) => declaration.subjects.includes(family));
   if (stream === undefined) throw new RangeError(`no stream declared for ${family}`);
@@ -124,7 +128,7 @@ async function declareConsumer(jsm: JetStreamManager, product: UsageProduct, sub
     durableName: USAGE_CONSUMERS[product],
     filterSubjects: [prefixSubject(usageSubject(product, '>'), subjectPrefix)],
     ackWaitMs: ACK_WAIT_MS,
-    maxDeliver: MAX_DELIVER,
+    maxDeliver,
     backoffMs: FAILURE_BACKOFF_MS,
   };
   const { info } = await ensureConsumer(jsm, stream.name, declaration);
@@ -140,6 +144,7 @@ class UsageStreamConsumer {
   private readonly consumerName: string;
   private readonly log: Logger;
   private readonly batchSize: number;
+  private readonly maxDeliver: number;
   private stopping = false;
   private messages: ConsumerMessages | undefined;
   private wake: (() => void) | undefined;
@@ -162,6 +167,7 @@ class UsageStreamConsumer {
     });
     this.log = options.logger.child({ stream, consumer: this.consumerName });
     this.batchSize = Math.max(1, Math.floor(options.batchSize));
+    this.maxDeliver = options.maxDeliver ?? MAX_DELIVER;
   }
 
   async start(): Promise<void> {
@@ -270,8 +276,8 @@ class UsageStreamConsumer {
 
   private async settleFailure(message: JsMsg, error: unknown): Promise<void> {
     const deliveries = message.info.deliveryCount;
-    if (deliveries < MAX_DELIVER) {
-      const delayMs = FAILURE_BACKOFF_MS[Math.min(deliveries, FAILURE_BACKOFF_MS.length) - 1]!;
+    const delayMs = FAILURE_BACKOFF_MS[Math.min(deliveries, FAILURE_BACKOFF_MS.length) - 1]!;
+    if (deliveries < this.maxDeliver - 1) {
       message.nak(delayMs);
       this.count('retried');
       this.log.warn({ ...identify(message), err: error, delayMs }, 'usage message failed; retrying after backoff');
@@ -284,6 +290,13 @@ class UsageStreamConsumer {
         ]),
       );
     } catch (recordError) {
+      if (deliveries < this.maxDeliver) {
+        // The delivery kept in hand for this: the message comes once more, to be ingested or dead-lettered then.
+        message.nak(delayMs);
+        this.count('retried');
+        this.log.error({ ...identify(message), err: recordError, cause: describe(error) }, 'usage message could not be dead-lettered; retrying it once more');
+        return;
+      }
       // JetStream will not deliver it again (max_deliver): say so loudly, the stream still holds it.
       this.log.error({ ...identify(message), err: recordError, cause: describe(error) }, 'usage message failed on its last delivery and could not be dead-lettered');
       message.nak();
@@ -291,7 +304,7 @@ class UsageStreamConsumer {
     }
     message.term();
     this.count('dead_lettered');
-    this.log.error({ ...identify(message), err: error }, 'usage message moved to dead letters after its last delivery');
+    this.log.error({ ...identify(message), err: error }, 'usage message moved to dead letters after failing on every delivery');
   }
 
   private count(outcome: IngestMetricOutcome): void {
