@@ -15,6 +15,7 @@ import { PriceBookStore } from '../src/data/price-books.js';
 import { inTransaction } from '../src/data/transactions.js';
 import { BalanceAlerts } from '../src/domain/balance-alerts.js';
 import { Ledger } from '../src/domain/ledger.js';
+import { PromotionalCredit } from '../src/domain/promotional-credit.js';
 import { UsageRating } from '../src/domain/usage-rating.js';
 import { sweepUnratedBatches } from '../src/workers/unrated-batches.js';
 import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
@@ -254,6 +255,112 @@ describe('rating point usage', () => {
       { id: first.batchId, rated: true },
     ]);
     expect(await rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).toEqual({ batches: 1, events: 1 });
+  });
+});
+
+describe('rating a backlog', () => {
+  // Received far from every other test's batches: `newer` takes along unrated batches received at or after a batch.
+  const receivedAt = (year: number, ms: number) => new Date(Date.UTC(year, 0, 1, 0, 0, 0, ms));
+
+  it('rates newer unrated batches along with its own in one transaction, up to the number asked, and their jobs then find nothing left', async () => {
+    const scopes = [await fx.organization(), await fx.organization()];
+    const at = new Date('2026-05-12T08:00:00Z');
+    const batches: { batchId: string; events: AcceptedUsage[] }[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const events = scopes.map((scope) => pointEvent(scope, snapshotPrice('0.4'), 1n, at));
+      batches.push({ batchId: (await insertBatch(fx.admin, events, { receivedAt: receivedAt(2100, i) })).batchId, events });
+    }
+    const [first, second, third] = batches as [(typeof batches)[0], (typeof batches)[0], (typeof batches)[0]];
+
+    const rated = await rating.rateBatch(first.batchId, { newer: 1 });
+    expect(rated).toMatchObject({ events: 4, lines: 4, marked: expect.anything() });
+    expect(rated.newerMarked.map((batch) => batch.batchId)).toEqual([second.batchId]);
+    expect(await rating.rateBatch(second.batchId)).toEqual({ batchId: second.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
+    // One transaction: one chain step per organization for both batches' events.
+    for (const scope of scopes) expect((await ratedState(fx.admin, scope.organizationId)).steps.map((step) => step.lines)).toEqual([2]);
+    const { rows } = await fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [third.batchId]);
+    expect(rows[0].rated_at).toBeNull();
+
+    expect(await rating.rateBatch(third.batchId, { newer: 5 })).toMatchObject({ events: 2, newerMarked: [] });
+    for (const scope of scopes) {
+      await expectExactlyRated(
+        scope.organizationId,
+        batches.flatMap((batch) => batch.events.filter((event) => event.scope === scope)),
+      );
+    }
+  });
+
+  it("rates its own batch when a newer one taken along fails, and leaves that one to its own job", async () => {
+    const good = await fx.organization();
+    const missing = { organizationId: randomUUID(), departmentId: randomUUID(), projectId: randomUUID() };
+    const at = new Date('2026-05-13T08:00:00Z');
+    const goodEvents = [pointEvent(good, snapshotPrice('1'), 3n, at)];
+    const missingEvents = [pointEvent(missing, snapshotPrice('1'), 4n, at)];
+    const own = await insertBatch(fx.admin, goodEvents, { receivedAt: receivedAt(2101, 0) });
+    const failing = await insertBatch(fx.admin, missingEvents, { receivedAt: receivedAt(2101, 1) });
+
+    expect(await rating.rateBatch(own.batchId, { newer: 1 })).toMatchObject({ events: 1, marked: expect.anything(), newerMarked: [] });
+    await expectExactlyRated(good.organizationId, goodEvents);
+    expect(await codeOf(rating.rateBatch(failing.batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
+
+    await inTransaction(fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
+    expect(await rating.rateBatch(failing.batchId)).toMatchObject({ events: 1, marked: expect.anything() });
+    await expectExactlyRated(missing.organizationId, missingEvents);
+  });
+
+  it("spends promotional credit first across a transaction's chain steps, one after the other, drawing the grant expiring first first", async () => {
+    const scope = await fx.organization();
+    const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
+    const promotions = new PromotionalCredit(fx.database.pool, fx.ledger);
+    const grant = (amount: bigint, days: number) =>
+      inTransaction(fx.database.pool, (tx) =>
+        promotions.grantIn(tx, {
+          postingId: `test:${randomUUID()}`,
+          organizationId: scope.organizationId,
+          amount,
+          expiresAt: new Date(Date.now() + days * 86_400_000),
+          ttlSeconds: 365 * 86_400,
+          actor: testActor,
+        }),
+      );
+    const later = (await grant(30n, 20)).grant;
+    const sooner = (await grant(20n, 10)).grant;
+    const at = new Date('2026-05-14T08:00:00Z');
+    const after = new Date('2026-05-14T09:00:00Z');
+    const events = [
+      pointEvent(scope, snapshotPrice('1'), 15n, at),
+      pointEvent(other, snapshotPrice('1'), 25n, after),
+      pointEvent(scope, snapshotPrice('1'), 12n, at),
+      pointEvent(other, snapshotPrice('1'), 18n, after),
+    ];
+    const remaining = async () =>
+      new Map(
+        (await fx.admin.query('SELECT id, remaining::text AS remaining FROM promotional_grants WHERE organization_id = $1', [scope.organizationId])).rows.map(
+          (row) => [row.id, row.remaining],
+        ),
+      );
+    // Two batches, each rated in one transaction: its two chains' charges in one ledger call.
+    await rating.rateBatch((await insertBatch(fx.admin, events.slice(0, 2))).batchId);
+    expect(await remaining()).toEqual(new Map([[sooner.id, '0'], [later.id, '10']]));
+    await rating.rateBatch((await insertBatch(fx.admin, events.slice(2))).batchId);
+
+    const { rows: transfers } = await fx.admin.query<{ project_id: string; step: number; code: string; amount: string }>(
+      `SELECT p.project_id, (p.metadata->>'step')::int AS step, t.code, t.amount::text AS amount
+       FROM transfers t JOIN postings p ON p.id = t.posting_id
+       WHERE p.organization_id = $1 AND p.kind = 'usage' ORDER BY step, p.project_id = $2 DESC, t.ordinal`,
+      [scope.organizationId, scope.projectId],
+    );
+    // As charging each step in turn would: 40 of the 50 promotional; then its last 10 and 20 of the paid balance, the earlier chain first.
+    expect(transfers.map(({ project_id, step, code, amount }) => [project_id === scope.projectId ? 'scope' : 'other', step, code, amount])).toEqual([
+      ['scope', 1, 'promotional_spend', '15'],
+      ['other', 1, 'promotional_spend', '25'],
+      ['scope', 2, 'promotional_spend', '10'],
+      ['scope', 2, 'spend', '2'],
+      ['other', 2, 'spend', '18'],
+    ]);
+    expect(await remaining()).toEqual(new Map([[sooner.id, '0'], [later.id, '0']]));
+    const { rows: funds } = await fx.admin.query('SELECT paid::text AS paid, promotional::text AS promotional FROM organization_funds WHERE organization_id = $1', [scope.organizationId]);
+    expect(funds[0]).toEqual({ paid: '-20', promotional: '0' });
   });
 });
 

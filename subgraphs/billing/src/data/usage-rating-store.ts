@@ -502,8 +502,10 @@ export class UsageRatingStore {
     if (steps.length === 0 && points.length === 0 && lines.length === 0 && ratings.length === 0) return;
     // Unnamed: a cached generic plan could read the events by a full scan (see the class comment); OFFSET 0 keeps the
     // planner from hashing the whole usage_events table to join a batch's worth of rows: each is read by its key.
+    // The leading comment names what it writes where pg_stat_activity shows the start of a statement only.
     const { rows } = await tx.query<{ points: number; ratings: number }>(
-      `WITH steps AS (
+      `/* usage rating: usage_postings, usage_lines, usage_rollups, usage_ratings */
+       WITH steps AS (
          INSERT INTO usage_postings (id, organization_id, project_id, currency, period, step, exact_units, posted, delta, lines, ledger_posting_id)
          SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::bpchar[], $5::date[], $6::int[], $7::numeric[], $8::int8[], $9::int8[],
            $10::int[], $11::text[])

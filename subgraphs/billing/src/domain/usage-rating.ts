@@ -139,7 +139,7 @@ export class UsageRating {
   private async rateTogether(batchId: string, newer: number): Promise<Rated & { batchIds: string[] } | undefined> {
     try {
       return await inTransaction(this.pool, async (tx) => {
-        const batches = unratedBatches(await this.store.unratedUsage(tx, batchId, newer));
+        const batches = byBatch(await this.store.unratedUsage(tx, batchId, newer));
         const organizationIds = [...new Set(batches.flatMap((batch) => batch.organizationIds))].sort();
         const rated = organizationIds.length === 0 ? { events: 0, lines: 0 } : await this.rateOrganizationsIn(tx, batches, organizationIds);
         return { ...rated, batchIds: batches.map((batch) => batch.batchId) };
@@ -153,7 +153,7 @@ export class UsageRating {
   private async rateEachOrganization(batchId: string): Promise<Rated & { batchIds: string[] }> {
     const rated = { events: 0, lines: 0, batchIds: [batchId] };
     const errors: unknown[] = [];
-    for (const batch of unratedBatches(await this.store.unratedUsage(this.pool, batchId, 0))) {
+    for (const batch of byBatch(await this.store.unratedUsage(this.pool, batchId, 0))) {
       for (const organizationId of batch.organizationIds) {
         try {
           const alone = await inTransaction(this.pool, (tx) => this.rateOrganizationsIn(tx, [batch], [organizationId]));
@@ -460,7 +460,7 @@ export class UsageRating {
 }
 
 /** Unrated usage by batch, each batch's organizations in id order. */
-function unratedBatches(events: readonly RatableEvent[]): UnratedBatch[] {
+function byBatch(events: readonly RatableEvent[]): UnratedBatch[] {
   const batches = new Map<string, UnratedBatch & { organizations: Set<string> }>();
   for (const event of events) {
     let batch = batches.get(event.batchId);
