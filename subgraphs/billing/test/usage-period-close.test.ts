@@ -12,7 +12,8 @@ import { CLOSE_GRACE_MS, UsagePeriodCloses } from '../src/domain/usage-period-cl
 import { defaultUsagePolicy } from '../src/domain/usage-ingestion.js';
 import { UsageRating } from '../src/domain/usage-rating.js';
 import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
-import { insertBatch, pointEvent, snapshotPrice } from './rating-fixture.js';
+import { randomUUID } from 'node:crypto';
+import { insertBatch, openedEvent, pointEvent, snapshotPrice } from './rating-fixture.js';
 
 const D = 3_600_000_000_000_000n;
 const DAY_MS = 86_400_000;
@@ -79,5 +80,16 @@ describe('closing a month of usage', () => {
 
     expect((await closes.closeDue(now)).filter((close) => close.organizationId === scope.organizationId)).toEqual([]);
     expect(await closesOf(scope.organizationId)).toEqual([]);
+  });
+
+  it('leaves open a month into which an interval still open since then may bill windows or take them back', async () => {
+    const scope = await fx.organization({ paid: 1_000_000n });
+    const february = new Date(Date.UTC(2026, 1, 27, 22));
+    await rating.rateBatch((await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('0.4'), 1n, february)])).batchId);
+    await rating.rateBatch((await insertBatch(fx.admin, [openedEvent(scope, snapshotPrice('250', { basePerUnit: 3600 }), randomUUID(), february)])).batchId);
+
+    expect((await closes.closeDue(new Date(FEBRUARY_CLOSES_AT))).filter((close) => close.organizationId === scope.organizationId)).toEqual([]);
+    await fx.admin.query('UPDATE usage_intervals SET closed_at = $2 WHERE organization_id = $1', [scope.organizationId, new Date(Date.UTC(2026, 1, 28))]);
+    expect((await closes.closeDue(new Date(FEBRUARY_CLOSES_AT))).filter((close) => close.organizationId === scope.organizationId)).toHaveLength(1);
   });
 });

@@ -381,5 +381,25 @@ describe('the unrated batch sweeper', () => {
     enqueued.length = 0;
     await sweepUnratedBatches({ rating, queue, clock });
     expect(enqueued).toEqual([stale.batchId, young.batchId]);
+    await rating.rateBatch(stale.batchId);
+    await rating.rateBatch(young.batchId);
+  });
+
+  it('leaves a dead-lettered batch to billing:reconcile, so failed batches never crowd out newer ones', async () => {
+    const scope = await fx.organization();
+    const now = clock.now();
+    const failed = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 120_000) });
+    const lost = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
+    await rating.markBatchFailed(failed.batchId);
+    const enqueued: string[] = [];
+    await sweepUnratedBatches({ rating, queue: { enqueue: async (batchId: string) => void enqueued.push(batchId) }, clock });
+    expect(enqueued).toEqual([lost.batchId]);
+    // Nor does another job take it along as a newer batch.
+    const earlier = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 180_000) });
+    const rated = await rating.rateBatch(earlier.batchId, { newer: 5 });
+    expect(rated.newerMarked.map((batch) => batch.batchId)).toEqual([lost.batchId]);
+    // Reconcile still rates it (its cause fixed).
+    await rating.rateBatch(failed.batchId);
+    expect((await fx.admin.query('SELECT rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = $1', [failed.batchId])).rows[0].rated).toBe(true);
   });
 });

@@ -299,7 +299,7 @@ export class UsageRatingStore {
     const { rows } = await db.query<EventRow>(
       `WITH newer AS (
          SELECT b.id FROM usage_batches b
-         WHERE b.rated_at IS NULL AND b.id <> $1 AND b.received_at >= (SELECT received_at FROM usage_batches WHERE id = $1)
+         WHERE b.rated_at IS NULL AND b.failed_at IS NULL AND b.id <> $1 AND b.received_at >= (SELECT received_at FROM usage_batches WHERE id = $1)
          ORDER BY b.received_at, b.id
          LIMIT $2
          FOR UPDATE SKIP LOCKED
@@ -626,10 +626,15 @@ export class UsageRatingStore {
   }
 
   /** Batches never marked rated that were received at or before `receivedBefore`, oldest first. */
+  /** Its rating job used up its attempts: the sweeper and other jobs leave it to billing:reconcile. */
+  async markBatchFailed(db: Db, batchId: string): Promise<void> {
+    await db.query('UPDATE usage_batches SET failed_at = now() WHERE id = $1 AND rated_at IS NULL AND failed_at IS NULL', [batchId]);
+  }
+
   async unratedBatches(db: Db, receivedBefore: Date, limit: number): Promise<string[]> {
     const { rows } = await db.query<{ id: string }>({
       name: 'usage_rating_unrated_batches',
-      text: 'SELECT id FROM usage_batches WHERE rated_at IS NULL AND received_at <= $1 ORDER BY received_at, id LIMIT $2',
+      text: 'SELECT id FROM usage_batches WHERE rated_at IS NULL AND failed_at IS NULL AND received_at <= $1 ORDER BY received_at, id LIMIT $2',
       values: [receivedBefore, limit],
     });
     return rows.map((row) => row.id);

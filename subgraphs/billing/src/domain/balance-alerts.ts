@@ -1,12 +1,25 @@
 import { balanceDepletedV1, balanceLowWarningV1, type Actor, type EventEnvelope } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
 import { writeOutboxEvent } from '@aifactory/events';
-import { BalanceAlertStore, type BalanceAlertState } from '../data/balance-alerts-store.js';
+import { BalanceAlertStore, NO_ALERTS, type BalanceAlertState, type BalanceAlertWrite } from '../data/balance-alerts-store.js';
 import type { Tx } from '../data/transactions.js';
 import { formatAmount } from './money.js';
 
 /** A low balance is announced again after this long if it is still low (ARCHITECTURE.md, Seed conflicts). */
 export const LOW_WARNING_REPEAT_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * `billing.balance.low_warning_threshold`'s registry default, for an
+ * organization none of whose usage carried one (the same as usage-rating.ts's
+ * DEFAULT_LOW_BALANCE_THRESHOLD).
+ */
+const DEFAULT_THRESHOLD = 1000n;
+
+/** One organization to check: its threshold, or null for the one stored with its alerts (else the default). */
+export interface BalanceCheck {
+  organizationId: string;
+  threshold: bigint | null;
+}
 
 const ACTOR: Actor = { type: 'system', id: 'billing.balance-alerts' };
 
@@ -70,25 +83,62 @@ export class BalanceAlerts {
   constructor(private readonly options: { subjectPrefix?: string } = {}) {}
 
   /**
-   * Checks the organization's balance after a posting. The caller holds the
-   * organization's funds row lock (the ledger took it); that lock is what
-   * serializes checks, so two transactions never both see the state before a
-   * crossing. `threshold` is `billing.balance.low_warning_threshold` at the
-   * organization. Returns the events written, each the organization balance's
-   * next version.
+   * Checks one organization's balance after a posting: `checkAllIn` for one.
+   * `threshold` is `billing.balance.low_warning_threshold` at the
+   * organization, stored for later checks without one.
    */
-  async checkIn(tx: Tx, organizationId: string, threshold: bigint, now: Date): Promise<EventEnvelope[]> {
-    const funds = await this.store.lockBalance(tx, organizationId);
-    if (funds === undefined) {
-      throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
+  checkIn(tx: Tx, organizationId: string, threshold: bigint, now: Date): Promise<EventEnvelope[]> {
+    return this.checkAllIn(tx, [{ organizationId, threshold }], now);
+  }
+
+  /**
+   * Checks several organizations' balances after postings, in a few
+   * statements for all of them: their funds rows locked in id order (a
+   * caller that posted holds them already and does not wait; any other
+   * caller waits there, so no two checks of one organization overlap), their
+   * alert rows read after that, the changed rows written at once. A check's
+   * threshold is the one given, stored in the row for later checks, or with
+   * null the row's stored threshold, else DEFAULT_LOW_BALANCE_THRESHOLD. An
+   * organization named twice is checked once, with the last threshold given.
+   * Idempotent: a second check in the same transaction finds the state
+   * already updated and announces nothing new. Returns the events written,
+   * each its organization balance's next version.
+   */
+  async checkAllIn(tx: Tx, checks: readonly BalanceCheck[], now: Date): Promise<EventEnvelope[]> {
+    if (checks.length === 0) return [];
+    const given = new Map<string, bigint | null>();
+    for (const { organizationId, threshold } of checks) {
+      if (threshold !== null || !given.has(organizationId)) given.set(organizationId, threshold);
     }
-    const state = await this.store.state(tx, organizationId);
-    const { next, announcements } = decideBalanceAlerts(state, funds.balance, threshold, now);
-    // Most checks find nothing new: they write nothing, not even the row.
-    if (unchanged(state, next)) return [];
-    await this.store.save(tx, organizationId, next);
+    const organizationIds = [...given.keys()].sort();
+    const funds = await this.store.lockBalances(tx, organizationIds);
+    for (const organizationId of organizationIds) {
+      if (!funds.has(organizationId)) {
+        throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
+      }
+    }
+    // Read in a statement of its own, after the funds locks are held: under READ COMMITTED it then sees what the previous holder committed.
+    const stored = await this.store.states(tx, organizationIds);
+    const writes: BalanceAlertWrite[] = [];
+    const events: { organizationId: string; currency: string; balance: bigint; threshold: bigint; announcement: BalanceAnnouncement; version: number }[] = [];
+    for (const organizationId of organizationIds) {
+      const { currency, balance } = funds.get(organizationId)!;
+      const row = stored.get(organizationId);
+      const state = row?.state ?? NO_ALERTS;
+      const storedThreshold = row?.threshold ?? null;
+      const threshold = given.get(organizationId) ?? storedThreshold ?? DEFAULT_THRESHOLD;
+      const { next, announcements } = decideBalanceAlerts(state, balance, threshold, now);
+      // Most checks find nothing new: they write nothing, not even the row (a threshold is kept only where it differs from what applies already).
+      const keep = given.get(organizationId) ?? storedThreshold;
+      if (unchanged(state, next) && threshold === (storedThreshold ?? DEFAULT_THRESHOLD)) continue;
+      writes.push({ organizationId, state: next, threshold: keep });
+      for (const [index, announcement] of announcements.entries()) {
+        events.push({ organizationId, currency, balance, threshold, announcement, version: state.version + index + 1 });
+      }
+    }
+    await this.store.saveAll(tx, writes);
     const written: EventEnvelope[] = [];
-    for (const [index, announcement] of announcements.entries()) {
+    for (const { organizationId, currency, balance, threshold, announcement, version } of events) {
       const definition = announcement.event === 'low_warning' ? balanceLowWarningV1 : balanceDepletedV1;
       written.push(
         await writeOutboxEvent(
@@ -98,14 +148,14 @@ export class BalanceAlerts {
             version: definition.version,
             payload: {
               organizationId,
-              currency: funds.currency,
-              balance: formatAmount(funds.balance),
+              currency,
+              balance: formatAmount(balance),
               threshold: formatAmount(threshold),
               reason: announcement.reason,
               announcedAt: now.toISOString(),
             },
             aggregateId: organizationId,
-            aggregateVersion: state.version + index + 1,
+            aggregateVersion: version,
             organizationId,
             actor: ACTOR,
             occurredAt: now,

@@ -29,7 +29,7 @@ const WINDOWS_PER_TRANSACTION = 1_000;
 
 export interface UsageRatingOptions {
   /** Low-balance and depletion announcements, checked in every transaction that moved the balance. */
-  balanceAlerts: Pick<BalanceAlerts, 'checkIn'>;
+  balanceAlerts: Pick<BalanceAlerts, 'checkAllIn'>;
   clock?: Clock;
 }
 
@@ -218,6 +218,15 @@ export class UsageRating {
   }
 
   /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
+  /**
+   * A batch whose rating job used up its attempts (a dead letter): no longer
+   * swept or taken along by other jobs, so the failed batches cannot crowd
+   * out newer ones; `billing:reconcile` rates it once the cause is fixed.
+   */
+  markBatchFailed(batchId: string): Promise<void> {
+    return this.store.markBatchFailed(this.pool, batchId);
+  }
+
   unratedBatches(receivedBefore: Date, limit: number): Promise<string[]> {
     return this.store.unratedBatches(this.pool, receivedBefore, limit);
   }
@@ -406,10 +415,12 @@ export class UsageRating {
     });
     await this.postSteps(tx, steps);
     const moved = [...new Set(steps.filter((step) => step.delta !== 0n).map((step) => step.organizationId))].sort();
+    const checks: { organizationId: string; threshold: bigint }[] = [];
     for (const organizationId of moved) {
-      const threshold = thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD;
-      await this.options.balanceAlerts.checkIn(tx, organizationId, threshold, now);
+      checks.push({ organizationId, threshold: thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD });
     }
+    // One check for all (the ledger's funds observer, where it has one, checked already with the stored thresholds; a second check announces nothing twice).
+    await this.options.balanceAlerts.checkAllIn(tx, checks, now);
     return lines.length;
   }
 

@@ -73,8 +73,16 @@ export function startRatingWorker(options: RatingWorkerOptions): RunningRatingWo
   worker.on('failed', (job, error) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     const fields = { err: error, batchId: job?.data.batchId, attempt: job?.attemptsMade };
-    if (final) logger.error(fields, 'usage batch could not be rated; its job is dead-lettered');
-    else logger.warn(fields, 'usage batch rating failed; it is retried');
+    if (!final) {
+      logger.warn(fields, 'usage batch rating failed; it is retried');
+      return;
+    }
+    logger.error(fields, 'usage batch could not be rated; its job is dead-lettered');
+    const batchId = job.data.batchId;
+    options.rating.markBatchFailed(batchId).catch((markError: unknown) =>
+      // Unmarked, it is only swept again (its job id still exists, so nothing is queued twice).
+      logger.error({ err: markError, batchId }, 'a dead-lettered usage batch could not be marked failed'),
+    );
   });
   // Redis connection errors: BullMQ reconnects; unheard, the 'error' event would end the process.
   worker.on('error', (error) => logger.warn({ err: error }, 'rating worker lost its Redis connection; it reconnects'));
