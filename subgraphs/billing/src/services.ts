@@ -55,12 +55,18 @@ export interface BillingServices {
 }
 
 export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger): BillingServices {
-  const ledger = new Ledger(database.pool, new AccountDirectory(database.pool));
+  const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
+  const balanceAlerts = new BalanceAlerts({ subjectPrefix });
+  // Every posting that moves an organization's spendable balance checks its alerts (with the threshold its usage last brought).
+  const ledger = new Ledger(database.pool, new AccountDirectory(database.pool), {
+    onFundsChanged: async (tx, organizationIds) => {
+      await balanceAlerts.checkAllIn(tx, organizationIds.map((organizationId) => ({ organizationId, threshold: null })), systemClock.now());
+    },
+  });
   const promotionalCredit = new PromotionalCredit(database.pool, ledger);
   const balanceStore = new BalanceStore(database.pool);
   const hierarchy = new HierarchyStore();
   const historyStore = new LedgerHistoryStore(database.pool);
-  const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   const reconciliationStore = new UsageReconciliationStore(database.pool);
   const usageReconciliation = new UsageReconciliation(reconciliationStore, new UsageDriftStatus(database.pool, reconciliationStore, { subjectPrefix }), {
     graceMs: config.BILLING_RECONCILE_GRACE_MS,
@@ -76,7 +82,7 @@ export function createBillingServices(database: BillingDatabase, config: Billing
     ledgerHistory: new LedgerHistory(historyStore, hierarchy, database.pool),
     priceBooks: new PriceBooks(database.pool, new PriceBookStore(database.pool), { subjectPrefix, clock: systemClock }),
     adminCredit: new AdminCredit(database.pool, ledger, promotionalCredit, balanceStore, historyStore, { subjectPrefix }),
-    usageRating: new UsageRating(database.pool, ledger, { balanceAlerts: new BalanceAlerts({ subjectPrefix }), clock: systemClock }),
+    usageRating: new UsageRating(database.pool, ledger, { balanceAlerts, clock: systemClock }),
     usageReconciliation,
     usageReads: new UsageReads(new UsageReadsStore(database.pool), hierarchy, database.pool),
     usageCompaction: new UsageCompaction(database.pool, new UsageCompactionStore(), usageReconciliation, { subjectPrefix }),

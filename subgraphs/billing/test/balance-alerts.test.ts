@@ -7,8 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { eventEnvelopeSchema, parseEvent } from '@aifactory/contracts';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
+import { AccountDirectory } from '../src/data/account-directory.js';
 import { inTransaction } from '../src/data/transactions.js';
 import { BalanceAlerts, LOW_WARNING_REPEAT_MS } from '../src/domain/balance-alerts.js';
+import { Ledger } from '../src/domain/ledger.js';
 import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
 
 const THRESHOLD = 1000n;
@@ -212,6 +214,98 @@ describe('balance alerts', () => {
     expect(await announced(organizationId)).toEqual([]);
     await charge(organizationId, 1500n, at(1_000));
     expect(await announced(organizationId)).toEqual(['low_warning:crossed']);
+  });
+
+  describe('checked by the ledger after every posting that moves funds', () => {
+    /** The time the observer checks at. */
+    let now = t0;
+    /** A ledger as services.ts builds it: every change of paid plus promotional checks alerts, with the stored thresholds. */
+    let observed: Ledger;
+    beforeAll(() => {
+      observed = new Ledger(fixture.database.pool, new AccountDirectory(fixture.database.pool), {
+        onFundsChanged: async (tx, organizationIds) => {
+          await alerts.checkAllIn(tx, organizationIds.map((organizationId) => ({ organizationId, threshold: null })), now);
+        },
+      });
+    });
+
+    const observedCharge = (organizationId: string, amount: bigint) =>
+      inTransaction(fixture.database.pool, (tx) => observed.chargeIn(tx, { postingId: `test:${randomUUID()}`, kind: 'usage', organizationId, amount, actor: testActor }));
+    const topUp = (organizationId: string, amount: bigint) =>
+      inTransaction(fixture.database.pool, (tx) =>
+        observed.creditIn(tx, { postingId: `test:${randomUUID()}`, kind: 'top_up', organizationId, amount, to: 'customer_balance', from: 'payment_clearing', actor: testActor }),
+      );
+
+    it('announces depletion again after a top-up above zero and a charge below it (review finding)', async () => {
+      const { organizationId } = await fixture.organization({ paid: 100n });
+      now = t0;
+      await observedCharge(organizationId, 150n);
+      expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'depleted:crossed']);
+      now = at(1_000);
+      await topUp(organizationId, 100n);
+      const state = await fixture.admin.query('SELECT low, depleted FROM balance_alerts WHERE organization_id = $1', [organizationId]);
+      expect(state.rows).toEqual([{ low: true, depleted: false }]);
+      now = at(2_000);
+      await observedCharge(organizationId, 60n);
+      expect(await announced(organizationId)).toEqual(['low_warning:crossed', 'depleted:crossed', 'depleted:crossed']);
+      expect((await outboxRows(organizationId)).map((row) => row.payload.balance)).toEqual(['-50', '-50', '-10']);
+    });
+
+    it('clears a low warning on a credit back above the threshold, so the next usage charge below announces a crossing', async () => {
+      const { organizationId } = await fixture.organization({ paid: 2000n });
+      now = t0;
+      await observedCharge(organizationId, 1500n);
+      now = at(HOUR_MS);
+      await topUp(organizationId, 1000n);
+      expect(await announced(organizationId)).toEqual(['low_warning:crossed']);
+      // The usage charge checks as rating does, with the threshold its usage brought, after the observer did with the stored one.
+      now = at(2 * HOUR_MS);
+      const written = await inTransaction(fixture.database.pool, async (tx) => {
+        await observed.chargeIn(tx, { postingId: `test:${randomUUID()}`, kind: 'usage', organizationId, amount: 1000n, actor: testActor });
+        return alerts.checkAllIn(tx, [{ organizationId, threshold: THRESHOLD }], now);
+      });
+      expect(written).toEqual([]);
+      expect((await outboxRows(organizationId)).map((row) => [row.payload.reason, row.payload.balance, row.aggregate_version])).toEqual([
+        ['crossed', '500', 1],
+        ['crossed', '500', 2],
+      ]);
+    });
+
+    it('checks postings without usage against the threshold usage last brought', async () => {
+      const { organizationId } = await fixture.organization({ paid: 5000n });
+      now = t0;
+      // Usage brought 3000: nothing to announce, but the row keeps the threshold.
+      expect(await inTransaction(fixture.database.pool, (tx) => alerts.checkAllIn(tx, [{ organizationId, threshold: 3000n }], now))).toEqual([]);
+      const stored = await fixture.admin.query('SELECT threshold::text AS threshold, version FROM balance_alerts WHERE organization_id = $1', [organizationId]);
+      expect(stored.rows).toEqual([{ threshold: '3000', version: 0 }]);
+      await observedCharge(organizationId, 2500n);
+      expect((await outboxRows(organizationId)).map((row) => [row.payload.reason, row.payload.balance, row.payload.threshold])).toEqual([['crossed', '2500', '3000']]);
+    });
+  });
+
+  it('checks several organizations at once, announcing each crossing once', async () => {
+    const low = await fixture.organization({ paid: 500n });
+    const empty = await fixture.organization();
+    const rich = await fixture.organization({ paid: 5000n });
+    const checks = [
+      { organizationId: rich.organizationId, threshold: null },
+      { organizationId: low.organizationId, threshold: null },
+      { organizationId: empty.organizationId, threshold: THRESHOLD },
+      { organizationId: low.organizationId, threshold: THRESHOLD },
+    ];
+    const written = await inTransaction(fixture.database.pool, (tx) => alerts.checkAllIn(tx, checks, t0));
+    expect(written).toHaveLength(3);
+    expect(await announced(low.organizationId)).toEqual(['low_warning:crossed']);
+    expect(await announced(empty.organizationId)).toEqual(['low_warning:crossed', 'depleted:crossed']);
+    expect(await announced(rich.organizationId)).toEqual([]);
+    // Again, in one transaction twice and then concurrently: nothing new.
+    expect(
+      await inTransaction(fixture.database.pool, async (tx) => [...(await alerts.checkAllIn(tx, checks, at(1_000))), ...(await alerts.checkAllIn(tx, checks, at(1_000)))]),
+    ).toEqual([]);
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => inTransaction(fixture.database.pool, (tx) => alerts.checkAllIn(tx, [...checks].reverse(), at(2_000)))));
+    expect(concurrent.flat()).toEqual([]);
+    const rows = await fixture.admin.query('SELECT 1 FROM balance_alerts WHERE organization_id = $1', [rich.organizationId]);
+    expect(rows.rowCount).toBe(0);
   });
 
   it('refuses an organization billing has no funds for', async () => {

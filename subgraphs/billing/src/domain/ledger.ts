@@ -101,6 +101,20 @@ export interface CreditSpec {
   metadata?: Record<string, unknown>;
 }
 
+export interface LedgerOptions {
+  /** Rows a platform account's balance is spread over, so concurrent postings do not queue on one row (default 16). */
+  platformShards?: number;
+  /**
+   * Called inside the posting transaction once a posting changed the
+   * spendable balance (paid plus promotional) of organizations: credits,
+   * charges, reservation posts, promotional expiry. Their funds rows are
+   * locked (in id order) when it runs, so whatever it locks next comes after
+   * them in the lock order. Organization ids sorted, each once. Balance alerts
+   * check here (services.ts), so no change of funds misses a crossing.
+   */
+  onFundsChanged?: (tx: Tx, organizationIds: string[]) => Promise<void>;
+}
+
 const POSTING_ID = /^[A-Za-z0-9][A-Za-z0-9:._\-]{0,199}$/;
 const CODE = /^[a-z][a-z_]{0,62}$/;
 const MAX_TRANSFERS_PER_POSTING = 64;
@@ -118,12 +132,16 @@ export class Ledger {
   private readonly store = new LedgerStore();
   private readonly grants = new PromotionalGrantStore();
 
+  /** Rows a platform account's balance is spread over, so concurrent postings do not queue on one row. */
+  private readonly platformShards: number;
+
   constructor(
     private readonly pool: pg.Pool,
     readonly accounts: AccountDirectory,
-    /** Rows a platform account's balance is spread over, so concurrent postings do not queue on one row. */
-    private readonly platformShards = 16,
-  ) {}
+    private readonly options: LedgerOptions = {},
+  ) {
+    this.platformShards = options.platformShards ?? 16;
+  }
 
   /** Posts in a transaction of its own: all of them, or none. */
   post(specs: readonly PostingSpec[]): Promise<PostingResult[]> {
@@ -179,6 +197,9 @@ export class Ledger {
     await this.store.applyBalances(tx, effects.balances);
     await this.store.releaseBudgets(tx, effects.releases);
     await this.store.applySpend(tx, effects.spend);
+    // Paid plus promotional changed for these (a release alone changes only `reserved`); their funds rows are locked already.
+    const moved = effects.funds.filter((delta) => delta.paid + delta.promotional !== 0n).map((delta) => delta.organizationId);
+    if (this.options.onFundsChanged && moved.length > 0) await this.options.onFundsChanged(tx, [...new Set(moved)].sort());
 
     const byPosting = groupByPosting(transfers);
     const insertedById = new Map(inserted.map((posting) => [posting.id, posting]));
