@@ -112,11 +112,12 @@ describe('usage to money through the running platform', () => {
         }),
       ),
     );
-    // A two-hour, 2-GPU allocation reported at its close.
+    // A 1000-GPU allocation held for two seconds (billing never bills time that has not happened yet, so wait for it).
     const gpuaas = new UsageEvents('gpuaas');
-    const interval = { usageId: randomUUID(), resourceType: 'gpu_allocation', resourceId: 'alloc-e2e', unit: 'gpu_hour', unitVersion: 1, openedAt: priced, quantityPerSecond: 2n };
+    const interval = { usageId: randomUUID(), resourceType: 'gpu_allocation', resourceId: 'alloc-e2e', unit: 'gpu_hour', unitVersion: 1, openedAt: priced, quantityPerSecond: 1_000n };
     const opened = envelopeOf(gpuaas.opened(scope, interval));
-    const closed = envelopeOf(gpuaas.closed(scope, interval, new Date(priced.getTime() + 2 * 3_600_000)));
+    const closed = envelopeOf(gpuaas.closed(scope, interval, new Date(priced.getTime() + 2_000)));
+    while (Date.now() < priced.getTime() + 2_500) await new Promise((resolve) => setTimeout(resolve, 100));
     const unknownUnit = envelopeOf(
       tokenfactory.recorded(scope, { usageId: randomUUID(), resourceType: 'model', resourceId: 'm', unit: 'token_unknown', unitVersion: 1, quantity: 5n, occurredAt: priced }),
     );
@@ -132,10 +133,10 @@ describe('usage to money through the running platform', () => {
     }, 60_000);
 
     const tokens = points.reduce((sum, _, i) => sum + BigInt(100_000 + i), 0n);
-    // 0.00015 minor units per token, exact: floor over the organization's project month.
-    const tokenCharge = (tokens * TOKEN_PRICE_MILLIONTHS) / 1_000_000n;
-    const gpuCharge = 2n * 2n * GPU_HOUR;
-    expect(before - (await paid())).toBe(tokenCharge + gpuCharge);
+    // Exact in millionths x 3600 of a minor unit: tokens at 0.00015, 2000 GPU-seconds at 250 a GPU hour; the
+    // project's month posts the floor of the exact sum (its remainder chain).
+    const exact = tokens * TOKEN_PRICE_MILLIONTHS * 3_600n + 2_000n * GPU_HOUR * 1_000_000n;
+    expect(before - (await paid())).toBe(exact / 3_600_000_000n);
 
     const { status, body } = await t.graphql({ query: USAGE, variables: { id: seeded.organizationId }, assertion: await t.adminAssertion() });
     expect(status).toBe(200);
@@ -148,8 +149,7 @@ describe('usage to money through the running platform', () => {
       expect.objectContaining({ eventId: unknownUnit.id, reason: 'unknown_unit' }),
     ]);
     expect(organization.ratedUsage.edges.map((edge: { node: unknown }) => edge.node)).toEqual([
-      expect.objectContaining({ kind: 'WINDOW', quantity: '7200', windowIndex: 0, amount: '500.000000000000', apiKeyId: 'e2e-usage-key' }),
-      expect.objectContaining({ kind: 'WINDOW', quantity: '7200', windowIndex: 1, amount: '500.000000000000' }),
+      expect.objectContaining({ kind: 'WINDOW', quantity: '2000', windowIndex: 0, amount: '138.888888888888', apiKeyId: 'e2e-usage-key' }),
     ]);
 
     const metrics = await (await fetch(`${t.platform.subgraphUrls.billing!.replace(/\/graphql$/, '')}/metrics`)).text();
@@ -165,6 +165,6 @@ describe('usage to money through the running platform', () => {
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
     const records = (await csv.text()).trim().split('\r\n');
     expect(records[0]).toMatch(/^lineId,lineKey,kind,/);
-    expect(records).toHaveLength(1 + points.length + 2);
+    expect(records).toHaveLength(1 + points.length + 1);
   }, 120_000);
 });
