@@ -14,8 +14,10 @@ export type { ConsumerOutcome } from './consumer-metrics.js';
 export {
   DEAD_LETTER_REASONS,
   listDeadLetters,
+  recordDeadLetters,
   replayDeadLetter,
   type DeadLetter,
+  type NewDeadLetter,
   type ReplayResult,
 } from './dead-letters.js';
 export type {

@@ -4,6 +4,7 @@ export * from './server.js';
 export * from './main.js';
 export * from './scalars.js';
 export * from './http-routes.js';
+export { CSV_RECORD_END, csvField, streamCsv } from './csv-export.js';
 export { actorOf, Outbox, type OutboxSource, type RawSqlTransaction } from './outbox.js';
 export * from './access-control.js';
 export * from './service-client.js';

@@ -324,7 +324,6 @@ describe('billing status while usage drifts', () => {
     const metrics = new ServiceMetrics('billing-test');
     const startedAt = new Date();
     const worker = startUsageReconciliation({
-      pool: h.fx.database.pool,
       reconciliation: h.reconciliation(),
       everyMs: 60_000,
       logger: createLogger({ service: 'billing-test', level: 'silent' }),

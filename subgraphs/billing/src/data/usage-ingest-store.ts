@@ -1,3 +1,4 @@
+import { recordDeadLetters, type NewDeadLetter } from '@aifactory/event-consumers';
 import type { Tx } from './transactions.js';
 
 /** One version of a usage unit, as ingestion checks usage against it. */
@@ -63,12 +64,14 @@ export interface UsageEventRow {
   resourceId: string | null;
   unitId: string | null;
   unitVersion: number | null;
+  /** Base units (point events) or base units per second (intervals). */
   quantity: bigint | null;
   occurredAt: Date | null;
   openedAt: Date | null;
   currency: string | null;
   priceBookId: string | null;
   priceBookVersion: number | null;
+  /** Exact decimal minor units per unit, as stored. */
   unitPrice: string | null;
   basePerUnit: number | null;
   windowSeconds: number | null;
@@ -96,16 +99,6 @@ export interface WindowSummaryRow {
   quantity: string;
   recount: number;
   eventId: string;
-}
-
-export interface UsageDeadLetter {
-  eventId: string;
-  subject: string;
-  /** The body as received: parsed JSON, or the text when it was not JSON. */
-  envelope: unknown;
-  reason: string;
-  detail: string | null;
-  deliveries: number;
 }
 
 /** The span of instants a batch prices in one currency. */
@@ -162,12 +155,9 @@ function recordOf(row: UsageEventRow): Record<string, unknown> {
  * it once. Writes run in the caller's transaction.
  */
 export class UsageIngestStore {
-  private readonly deadLetters: string;
-
   /** `schema` holds the consumer tables (`dead_letters`), as @aifactory/event-consumers lays them out. */
-  constructor(schema: string) {
+  constructor(private readonly schema: string) {
     if (!SCHEMA_NAME.test(schema)) throw new RangeError(`invalid schema name ${schema}`);
-    this.deadLetters = `"${schema}".dead_letters`;
   }
 
   /** Units (all versions: the registry is small), and the organizations (their funds) and projects the batch names. */
@@ -345,31 +335,17 @@ export class UsageIngestStore {
   /**
    * Messages that carry no usable event id (not JSON, not an envelope, not a
    * usage contract) go where every consumer's undecodable events go: its
-   * `dead_letters` rows, the same table and shape @aifactory/event-consumers
-   * lists and counts. A letter for the same id replaces the earlier one.
+   * `dead_letters` rows, written by @aifactory/event-consumers' own insert so
+   * the table and shape stay the ones it lists, counts and replays. A letter
+   * for the same id replaces the earlier one.
    */
-  async recordDeadLetters(tx: Tx, consumer: string, batch: readonly UsageDeadLetter[]): Promise<void> {
+  async recordDeadLetters(tx: Tx, consumer: string, batch: readonly NewDeadLetter[]): Promise<void> {
     if (batch.length === 0) return;
     // One row per id in the statement (an upsert may not touch a row twice), the last letter winning, in key order.
     const letters = [...new Map(batch.map((letter) => [letter.eventId, letter])).values()].sort((a, b) =>
       a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0,
     );
-    await tx.query(
-      `INSERT INTO ${this.deadLetters} (consumer, event_id, subject, envelope, reason, detail, deliveries)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::int[])
-       ON CONFLICT (consumer, event_id) DO UPDATE
-         SET subject = excluded.subject, envelope = excluded.envelope, reason = excluded.reason,
-             detail = excluded.detail, deliveries = excluded.deliveries, dead_at = now()`,
-      [
-        consumer,
-        letters.map((l) => l.eventId),
-        letters.map((l) => l.subject),
-        letters.map((l) => JSON.stringify(l.envelope)),
-        letters.map((l) => l.reason),
-        letters.map((l) => l.detail),
-        letters.map((l) => l.deliveries),
-      ],
-    );
+    await recordDeadLetters(tx, this.schema, consumer, letters);
   }
 }
 

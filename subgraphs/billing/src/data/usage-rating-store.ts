@@ -86,8 +86,9 @@ export interface RatedLine {
   priceBookId: string;
   priceBookVersion: number;
   unitPrice: string;
+  /** The line's exact amount in exact units (1 / (10^12 * 3600) minor unit). */
   exactUnits: bigint;
-  /** The month (first day, UTC) whose chain the line is posted in. */
+  /** The month (first day, UTC, `YYYY-MM-01`) whose chain the line is posted in. */
   period: string;
   occurredAt: Date;
 }

@@ -1,36 +1,17 @@
 import type pg from 'pg';
 import { bigintOf } from '../domain/money.js';
+import type { UsageEventRow } from './usage-ingest-store.js';
+import type { RatedLine } from './usage-rating-store.js';
 import { RECONCILIATION_COLUMNS, storedWindowOf, type ReconciliationRow, type StoredWindow } from './usage-reconciliation-store.js';
 
-/** An ingested usage event, accepted or rejected, with when it was rated (null while it is not). */
-export interface UsageEventView {
-  eventId: string;
-  eventType: string;
-  product: string;
-  kind: 'recorded' | 'opened' | 'closed';
-  status: 'accepted' | 'rejected';
-  rejectionReason: string | null;
-  rejectionDetail: string | null;
-  organizationId: string | null;
-  departmentId: string | null;
-  projectId: string | null;
-  actorType: string | null;
-  actorId: string | null;
-  usageId: string | null;
-  resourceType: string | null;
-  resourceId: string | null;
-  unitId: string | null;
-  unitVersion: number | null;
-  /** Base units (point events) or base units per second (intervals). */
-  quantity: bigint | null;
-  occurredAt: Date | null;
-  openedAt: Date | null;
-  currency: string | null;
-  priceBookId: string | null;
-  priceBookVersion: number | null;
-  /** Exact decimal minor units per unit, as stored. */
-  unitPrice: string | null;
-  correlationId: string | null;
+/**
+ * An ingested usage event, accepted or rejected, with when it was rated
+ * (null while it is not): the usage_events row as ingestion wrote it (one
+ * shape for the writer and the reads), less what only ingestion and rating
+ * use (the fingerprint, the kept envelope, the key and the rating snapshot).
+ */
+export interface UsageEventView
+  extends Omit<UsageEventRow, 'fingerprint' | 'apiKeyId' | 'basePerUnit' | 'windowSeconds' | 'lowBalanceThreshold' | 'envelope' | 'publishedAt'> {
   publishedAt: Date | null;
   receivedAt: Date;
   ratedAt: Date | null;
@@ -50,35 +31,13 @@ export interface UsagePostingView {
   createdAt: Date;
 }
 
-/** A rated usage line with its step. */
-export interface UsageLineView {
+/**
+ * A rated usage line with its step: the line as rating wrote it (one shape
+ * for the writer and the reads, so a column added to usage_lines is added
+ * once), with its id and when it was rated.
+ */
+export interface UsageLineView extends RatedLine {
   id: bigint;
-  lineKey: string;
-  kind: 'point' | 'window' | 'close_adjustment';
-  eventId: string;
-  usageId: string;
-  windowIndex: number | null;
-  windowStart: Date | null;
-  windowEnd: Date | null;
-  organizationId: string;
-  departmentId: string;
-  projectId: string;
-  apiKeyId: string | null;
-  product: string;
-  resourceType: string;
-  resourceId: string;
-  unitId: string;
-  unitVersion: number;
-  quantity: bigint;
-  currency: string;
-  priceBookId: string;
-  priceBookVersion: number;
-  unitPrice: string;
-  /** The line's exact amount in exact units (1 / (10^12 * 3600) minor unit). */
-  exactUnits: bigint;
-  /** `YYYY-MM-01`. */
-  period: string;
-  occurredAt: Date;
   ratedAt: Date;
   posting: UsagePostingView;
 }

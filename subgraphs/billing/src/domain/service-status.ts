@@ -3,10 +3,10 @@ import { statusSubject, type Actor } from '@aifactory/contracts';
 import { writeOutboxEvent } from '@aifactory/events';
 import { LedgerCheckStore } from '../data/ledger-checks.js';
 import { ServiceStatusStore, type ServiceStatusRecord, type ServiceStatusValue } from '../data/service-status.js';
-import { inTransaction } from '../data/transactions.js';
+import { inTransaction, type Tx } from '../data/transactions.js';
 import type { LedgerCheckResult } from './ledger-check.js';
 
-const SERVICE = 'billing';
+export const BILLING_SERVICE = 'billing';
 /** Marks a degraded status the ledger check set, so only a clean check lifts it. */
 const LEDGER_REASON = 'Ledger check:';
 
@@ -31,6 +31,35 @@ export function statusAfterLedgerCheck(current: StatusChange, mismatches: number
 }
 
 /**
+ * Moves billing's status row (locked in `tx`) to `next` and writes its
+ * `platform.status.billing.changed` event in the same transaction. Every
+ * writer of the status (ledger check, usage reconciliation) goes through
+ * here, so they announce a change with one event shape.
+ */
+export async function changeBillingStatus(
+  tx: Tx,
+  statuses: ServiceStatusStore,
+  next: StatusChange,
+  actor: Actor,
+  subjectPrefix: string | undefined,
+): Promise<ServiceStatusRecord> {
+  const changed = await statuses.change(tx, BILLING_SERVICE, next);
+  await writeOutboxEvent(
+    tx,
+    {
+      type: statusSubject(BILLING_SERVICE),
+      version: 1,
+      payload: { service: BILLING_SERVICE, status: changed.status, reason: changed.reason, changedAt: changed.changedAt.toISOString() },
+      aggregateId: BILLING_SERVICE,
+      aggregateVersion: changed.version,
+      actor,
+    },
+    { subjectPrefix },
+  );
+  return changed;
+}
+
+/**
  * billing's status as the platform sees it (`service_status`, announced as
  * `platform.status.billing.changed`). A change and its event are written in
  * one transaction, so the event is published if and only if the change commits.
@@ -51,23 +80,11 @@ export class BillingStatus {
    */
   async applyLedgerCheck(check: LedgerCheckResult, actor: Actor): Promise<{ changed: boolean; status: ServiceStatusRecord }> {
     return inTransaction(this.pool, async (tx) => {
-      const current = await this.statuses.lock(tx, SERVICE);
+      const current = await this.statuses.lock(tx, BILLING_SERVICE);
       if (await this.checks.newerThan(tx, check)) return { changed: false, status: current };
       const next = statusAfterLedgerCheck(current, check.mismatches.length);
       if (next === null) return { changed: false, status: current };
-      const changed = await this.statuses.change(tx, SERVICE, next);
-      await writeOutboxEvent(
-        tx,
-        {
-          type: statusSubject(SERVICE),
-          version: 1,
-          payload: { service: SERVICE, status: changed.status, reason: changed.reason, changedAt: changed.changedAt.toISOString() },
-          aggregateId: SERVICE,
-          aggregateVersion: changed.version,
-          actor,
-        },
-        { subjectPrefix: this.options.subjectPrefix },
-      );
+      const changed = await changeBillingStatus(tx, this.statuses, next, actor, this.options.subjectPrefix);
       return { changed: true, status: changed };
     });
   }

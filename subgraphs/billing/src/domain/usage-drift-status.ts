@@ -1,12 +1,10 @@
 import type pg from 'pg';
-import { statusSubject, type Actor } from '@aifactory/contracts';
-import { writeOutboxEvent } from '@aifactory/events';
+import type { Actor } from '@aifactory/contracts';
 import { ServiceStatusStore, type ServiceStatusRecord } from '../data/service-status.js';
 import { inTransaction } from '../data/transactions.js';
 import type { UsageReconciliationStore } from '../data/usage-reconciliation-store.js';
-import type { StatusChange } from './service-status.js';
+import { BILLING_SERVICE, changeBillingStatus, type StatusChange } from './service-status.js';
 
-const SERVICE = 'billing';
 /** Marks a degraded status that usage reconciliation set, so only reconciliation lifts it. */
 const DRIFT_REASON = 'Usage reconciliation:';
 
@@ -47,23 +45,11 @@ export class UsageDriftStatus {
 
   async apply(actor: Actor): Promise<{ changed: boolean; status: ServiceStatusRecord; driftingWindows: number }> {
     return inTransaction(this.pool, async (tx) => {
-      const current = await this.statuses.lock(tx, SERVICE);
+      const current = await this.statuses.lock(tx, BILLING_SERVICE);
       const driftingWindows = await this.store.driftingWindows(tx);
       const next = statusAfterUsageReconciliation(current, driftingWindows);
       if (next === null) return { changed: false, status: current, driftingWindows };
-      const changed = await this.statuses.change(tx, SERVICE, next);
-      await writeOutboxEvent(
-        tx,
-        {
-          type: statusSubject(SERVICE),
-          version: 1,
-          payload: { service: SERVICE, status: changed.status, reason: changed.reason, changedAt: changed.changedAt.toISOString() },
-          aggregateId: SERVICE,
-          aggregateVersion: changed.version,
-          actor,
-        },
-        { subjectPrefix: this.options.subjectPrefix },
-      );
+      const changed = await changeBillingStatus(tx, this.statuses, next, actor, this.options.subjectPrefix);
       return { changed: true, status: changed, driftingWindows };
     });
   }

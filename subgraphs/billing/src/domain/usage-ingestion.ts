@@ -13,6 +13,7 @@ import {
   type UsageRecordedPayload,
   type UsageWindowSummaryPayload,
 } from '@aifactory/contracts';
+import type { NewDeadLetter } from '@aifactory/event-consumers';
 import { inTransaction, type Tx } from '../data/transactions.js';
 import {
   priceKey,
@@ -22,7 +23,6 @@ import {
   type IngestReferenceData,
   type PricingSpan,
   type UsageConflictRow,
-  type UsageDeadLetter,
   type UsageEventRow,
   type UsageIngestStore,
   type WindowSummaryRow,
@@ -223,7 +223,7 @@ interface UsageFacts {
 }
 
 type ReadMessage =
-  | { read: 'dead'; letter: Omit<UsageDeadLetter, 'deliveries' | 'subject'> }
+  | { read: 'dead'; letter: Omit<NewDeadLetter, 'deliveries' | 'subject'> }
   | { read: 'summary'; row: WindowSummaryRow }
   | { read: 'usage'; envelope: EventEnvelope; raw: unknown; fingerprint: string; kind: UsageKind; product: string; facts: UsageFacts | { invalid: string } };
 
@@ -256,7 +256,7 @@ export class UsageIngestion {
     const reads = deliveries.map((delivery) => this.read(delivery));
     return inTransaction(this.pool, async (tx) => {
       const outcomes: UsageOutcome[] = new Array(deliveries.length);
-      const letters: UsageDeadLetter[] = [];
+      const letters: NewDeadLetter[] = [];
       const summaries = new Map<string, WindowSummaryRow>();
       const usage: { index: number; message: UsageMessage }[] = [];
       reads.forEach((read, index) => {

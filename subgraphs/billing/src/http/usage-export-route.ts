@@ -1,7 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import type { Access } from '@aifactory/authz';
 import { AppError } from '@aifactory/errors';
-import type { SubgraphHttpContext, SubgraphHttpRoute } from '@aifactory/subgraph-kit';
+import { CSV_RECORD_END, csvField, streamCsv, type SubgraphHttpContext, type SubgraphHttpRoute } from '@aifactory/subgraph-kit';
 import type { UsageLineView } from '../data/usage-reads-store.js';
 import { formatExact } from '../domain/rating-amounts.js';
 import type { UsageReads } from '../domain/usage-reads.js';
@@ -34,24 +33,7 @@ export const USAGE_EXPORT_COLUMNS = [
   'windowEnd',
 ] as const;
 
-// RFC 4180 ends records with CRLF.
-const RECORD_END = '\r\n';
-/** A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection). */
-const FORMULA_START = /^[=+\-@\t\r]/;
-const NEEDS_QUOTES = /[",\r\n]/;
-
-/**
- * One CSV field. Resource ids and line keys come from products, so no value
- * is trusted to be inert: a leading formula character gets an apostrophe
- * (a negative amount or quantity is a number, written as it is), and quotes,
- * commas and line breaks are quoted per RFC 4180.
- */
-export function csvField(value: string | null, numeric = false): string {
-  if (value === null) return '';
-  const inert = !numeric && FORMULA_START.test(value) ? `'${value}` : value;
-  return NEEDS_QUOTES.test(inert) ? `"${inert.replaceAll('"', '""')}"` : inert;
-}
-
+/** Numbers (a negative amount or quantity included) are written as they are; every other value gets csvField's formula guard, as resource ids and line keys come from products. */
 const NUMERIC = new Set<string>(['lineId', 'unitVersion', 'quantity', 'priceBookVersion', 'unitPrice', 'amount']);
 
 export function usageLineCsvRecord(line: UsageLineView): string {
@@ -81,28 +63,15 @@ export function usageLineCsvRecord(line: UsageLineView): string {
     windowStart: line.windowStart?.toISOString() ?? null,
     windowEnd: line.windowEnd?.toISOString() ?? null,
   };
-  return USAGE_EXPORT_COLUMNS.map((column) => csvField(values[column], NUMERIC.has(column))).join(',') + RECORD_END;
+  return USAGE_EXPORT_COLUMNS.map((column) => csvField(values[column], NUMERIC.has(column))).join(',') + CSV_RECORD_END;
 }
 
-/**
- * True once the client has taken what was written (`drain`), false once it
- * went away: a `drain` that never comes must not hold the export, and its
- * database reads, open forever.
- */
-function clientReady(res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onDrain = () => {
-      res.off('close', onClose);
-      resolve(true);
-    };
-    const onClose = () => {
-      res.off('drain', onDrain);
-      resolve(false);
-    };
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
+/** The header, riding with the first page's records (alone when there are none), then one chunk per page. */
+async function* usageCsv(pages: AsyncGenerator<UsageLineView[]>): AsyncGenerator<string> {
+  const first = await pages.next();
+  yield USAGE_EXPORT_COLUMNS.join(',') + CSV_RECORD_END + (first.done ? '' : first.value.map(usageLineCsvRecord).join(''));
+  if (first.done) return;
+  for await (const page of pages) yield page.map(usageLineCsvRecord).join('');
 }
 
 /** An instant query parameter, or undefined when it is absent. */
@@ -133,23 +102,8 @@ export function usageExportRoute(reads: UsageReads, accessOf: (ctx: SubgraphHttp
       const organizationId = ctx.url.searchParams.get('organizationId');
       if (!organizationId) throw new AppError('BAD_REQUEST_INVALID_INPUT', 'organizationId is required', { details: { field: 'organizationId' } });
       const pages = reads.exportLines(accessOf(ctx), organizationId, { from: instantParameter(ctx.url, 'from'), to: instantParameter(ctx.url, 'to') });
-      // The first page (and the access check) comes before the status line, so a refusal or a database that is down gets a proper error answer.
-      const first = await pages.next();
-      const { res } = ctx;
-      res.writeHead(200, {
-        'content-type': 'text/csv; charset=utf-8',
-        'content-disposition': `attachment; filename="usage-${organizationId}.csv"`,
-        'cache-control': 'no-store',
-      });
-      const header = USAGE_EXPORT_COLUMNS.join(',') + RECORD_END;
-      const firstChunk = header + (first.done ? '' : first.value.map(usageLineCsvRecord).join(''));
-      if (!res.write(firstChunk) && !(await clientReady(res))) return;
-      if (!first.done) {
-        for await (const page of pages) {
-          if (!res.write(page.map(usageLineCsvRecord).join('')) && !(await clientReady(res))) return;
-        }
-      }
-      res.end();
+      // The access check runs on the first page, which streamCsv reads before the status line.
+      await streamCsv(ctx.res, `usage-${organizationId}.csv`, usageCsv(pages));
     },
   };
 }

@@ -94,7 +94,6 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
     );
     started.push(
       startUsageReconciliation({
-        pool: services.database.pool,
         reconciliation: services.usageReconciliation,
         everyMs: config.BILLING_RECONCILE_INTERVAL_MS,
         logger: connected.logger,

@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { systemClock, type Clock } from '@aifactory/clock';
 import type { Actor } from '@aifactory/contracts';
 import type { Logger } from '@aifactory/logging';
@@ -6,7 +5,6 @@ import type { ServiceMetrics } from '@aifactory/telemetry';
 import type { ReconciliationRound, UsageReconciliation } from '../domain/usage-reconciliation.js';
 import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 
-const LOCK_NAME = 'billing.usage_reconciliation';
 const ACTOR: Actor = { type: 'system', id: 'billing.usage-reconciliation' };
 /**
  * How far back the first round of a process looks: windows that became
@@ -16,7 +14,6 @@ const ACTOR: Actor = { type: 'system', id: 'billing.usage-reconciliation' };
 export const FIRST_ROUND_LOOKBACK_MS = 24 * 60 * 60 * 1000;
 
 export interface UsageReconciliationWorkerOptions {
-  pool: pg.Pool;
   reconciliation: UsageReconciliation;
   /** BILLING_RECONCILE_INTERVAL_MS. */
   everyMs: number;
@@ -27,14 +24,16 @@ export interface UsageReconciliationWorkerOptions {
 }
 
 /**
- * Reconciles usage every interval (BILLING_RECONCILE_INTERVAL_MS), one
- * instance at a time (a session advisory lock), counting only the windows
+ * Reconciles usage every interval (BILLING_RECONCILE_INTERVAL_MS) on every
+ * instance: rounds are idempotent (counts are saved by window, billing's
+ * status changes under its row lock), and a lock held on a connection of the
+ * pool while the round takes more would starve a pool of one. It counts only the windows
  * that may have changed since this process's last round, and exports
  * `aif_billing_usage_drift_windows`, read at scrape time so every instance
  * reports the same.
  */
 export function startUsageReconciliation(options: UsageReconciliationWorkerOptions): PeriodicTask {
-  const { pool, reconciliation, logger, metrics } = options;
+  const { reconciliation, logger, metrics } = options;
   metrics.gauge('aif_billing_usage_drift_windows', 'Usage reconciliation windows that drift now (reported, ingested, rated and posted disagree).', [], async (gauge) => {
     // A scrape must not fail because the database is down: the gauge keeps its last value.
     const windows = await reconciliation.driftingWindows().catch(() => undefined);
@@ -46,32 +45,11 @@ export function startUsageReconciliation(options: UsageReconciliationWorkerOptio
     everyMs: options.everyMs,
     logger,
     round: async () => {
-      const round = await underLock(pool, () => reconciliation.reconcileChanges(lastRoundAt, ACTOR));
-      if (round === undefined) return;
+      const round = await reconciliation.reconcileChanges(lastRoundAt, ACTOR);
       lastRoundAt = round.checkedAt;
       logRound(logger, round);
     },
   });
-}
-
-/** `work` while holding the reconciliation lock on a connection of its own; undefined when another instance holds it. */
-async function underLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T | undefined> {
-  const lock = await pool.connect();
-  let broken = false;
-  try {
-    const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [LOCK_NAME]);
-    if (!rows[0]!.locked) return undefined;
-    try {
-      return await work();
-    } finally {
-      await lock.query('SELECT pg_advisory_unlock(hashtext($1))', [LOCK_NAME]).catch(() => {
-        // The connection failed: closing it is what lets go of the lock.
-        broken = true;
-      });
-    }
-  } finally {
-    lock.release(broken);
-  }
 }
 
 function logRound(logger: Logger, round: ReconciliationRound): void {

@@ -1,6 +1,7 @@
 import type { Principal } from '@aifactory/service-auth';
+import { csvField } from '@aifactory/subgraph-kit';
 import type { AuditEvent, AuditEventCursor } from '../data/audit-log.js';
-import { AUDIT_EXPORT_COLUMNS, auditEventCsvRecord, auditExportCsv, csvField, requireAuditExportAccess } from './audit-export.js';
+import { AUDIT_EXPORT_COLUMNS, auditEventCsvRecord, auditExportCsv, requireAuditExportAccess } from './audit-export.js';
 
 function auditEvent(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
   return {

@@ -1,5 +1,6 @@
 import { AppError } from '@aifactory/errors';
 import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
+import { CSV_RECORD_END, csvField } from '@aifactory/subgraph-kit';
 import type { AuditEvent, AuditEventCursor } from '../data/audit-log.js';
 
 /** The export's columns, in order; the header line names them as they are named here. */
@@ -20,27 +21,11 @@ export const AUDIT_EXPORT_COLUMNS = [
 /** Rows per database read: memory stays flat however long the log is. */
 export const AUDIT_EXPORT_PAGE_SIZE = 500;
 
-// RFC 4180 ends records with CRLF.
-const RECORD_END = '\r\n';
-/** A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection). */
-const FORMULA_START = /^[=+\-@\t\r]/;
-const NEEDS_QUOTES = /[",\r\n]/;
-
-/**
- * One CSV field. Audit payloads carry what users typed (names, descriptions),
- * so a value is never trusted to be inert: a leading formula character gets
- * an apostrophe, and quotes, commas and line breaks are quoted per RFC 4180.
- */
-export function csvField(value: string | null): string {
-  if (value === null) return '';
-  const inert = FORMULA_START.test(value) ? `'${value}` : value;
-  return NEEDS_QUOTES.test(inert) ? `"${inert.replaceAll('"', '""')}"` : inert;
-}
-
 export function auditExportHeader(): string {
-  return AUDIT_EXPORT_COLUMNS.join(',') + RECORD_END;
+  return AUDIT_EXPORT_COLUMNS.join(',') + CSV_RECORD_END;
 }
 
+/** Audit payloads carry what users typed (names, descriptions): every field goes through csvField's formula guard. */
 export function auditEventCsvRecord(event: AuditEvent): string {
   const values: Record<(typeof AUDIT_EXPORT_COLUMNS)[number], string | null> = {
     id: event.id,
@@ -55,7 +40,7 @@ export function auditEventCsvRecord(event: AuditEvent): string {
     correlationId: event.correlationId,
     payload: JSON.stringify(event.payload),
   };
-  return AUDIT_EXPORT_COLUMNS.map((column) => csvField(values[column])).join(',') + RECORD_END;
+  return AUDIT_EXPORT_COLUMNS.map((column) => csvField(values[column])).join(',') + CSV_RECORD_END;
 }
 
 /** Same gate as the GraphQL feed (domain/audit-log.ts) until IAM memberships exist; an export refuses loudly instead of answering empty. */

@@ -1,5 +1,3 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +5,7 @@ import { organizationUpdatedV1, prefixSubject } from '@aifactory/contracts';
 import { TEST_NATS_URL } from '@aifactory/testing';
 import { runDevSeed } from '../seed.js';
 import type { FanoutCommand, FanoutReply, RoundReceipts } from './fanout-protocol.js';
+import { ForkedWorker } from './forked-worker.js';
 import { percentile } from './load.js';
 import { processCpuMs } from './process-cpu.js';
 import { BENCH_ADMIN_GROUP, startBenchPlatform } from './bench-platform.js';
@@ -67,77 +66,8 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-/** The subscriber process: replies arrive in a queue, commands go out one at a time. */
-class SubscriberProcess {
-  private readonly inbox: FanoutReply[] = [];
-  private arrived: (() => void) | undefined;
-  private exitedWith: string | undefined;
-  private readonly exited: Promise<void>;
-
-  constructor(
-    private readonly child: ChildProcess,
-    private readonly logFile: string,
-  ) {
-    child.on('message', (message) => {
-      this.inbox.push(message as FanoutReply);
-      this.arrived?.();
-    });
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        this.exitedWith = signal ?? String(code);
-        this.arrived?.();
-        resolve();
-      }),
-    );
-  }
-
-  send(command: FanoutCommand): void {
-    this.child.send(command);
-  }
-
-  async next<K extends FanoutReply['kind']>(kind: K, timeoutMs: number): Promise<Extract<FanoutReply, { kind: K }>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length === 0) {
-      if (this.exitedWith !== undefined) throw new Error(`the subscriber process exited (${this.exitedWith}); see ${this.logFile}`);
-      if (Date.now() > deadline) throw new Error(`the subscriber process sent no ${kind} within ${timeoutMs / 1000} s; see ${this.logFile}`);
-      await this.waitForMessage(deadline - Date.now());
-    }
-    const reply = this.inbox.shift()!;
-    if (reply.kind !== kind) throw new Error(`the subscriber process sent ${reply.kind}, expected ${kind}`);
-    return reply as Extract<FanoutReply, { kind: K }>;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exitedWith !== undefined) return;
-    if (this.child.connected) this.send({ kind: 'exit' });
-    const kill = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(kill);
-  }
-
-  /** Until a reply arrives, the process exits or `ms` pass; the timer never outlives the wait. */
-  private async waitForMessage(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.arrived = resolve;
-      timer = setTimeout(resolve, Math.max(0, ms));
-    });
-    clearTimeout(timer);
-    this.arrived = undefined;
-  }
-}
-
-function startSubscriberProcess(workDir: string): SubscriberProcess {
-  const entry = fileURLToPath(new URL('./fanout-subscribers-main.js', import.meta.url));
-  const logFile = path.join(workDir, 'subscribers.log');
-  const log = openSync(logFile, 'a');
-  const child = fork(entry, [], { stdio: ['ignore', log, log, 'ipc'], env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' } });
-  closeSync(log);
-  // Never left behind, whatever way this process ends.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
-  return new SubscriberProcess(child, logFile);
+function startSubscriberProcess(workDir: string): ForkedWorker<FanoutCommand, FanoutReply> {
+  return ForkedWorker.start('subscriber', fileURLToPath(new URL('./fanout-subscribers-main.js', import.meta.url)), path.join(workDir, 'subscribers.log'));
 }
 
 function summarize(round: Round, receipts: RoundReceipts, subscribers: number, platformCpuMs: number): RoundResult {

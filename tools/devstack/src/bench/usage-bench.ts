@@ -1,6 +1,5 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +28,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { inBenchWorkspace } from './bench-run.js';
+import { ForkedWorker } from './forked-worker.js';
 import { processCpuMs, processTreeCpuMs } from './process-cpu.js';
 import { fmt, positiveInt } from './side-by-side.js';
 import { dropWhenIdle, progress } from './teardown.js';
@@ -517,75 +517,10 @@ function cpuSince(mark: CpuMark, wallSeconds: number): CpuUsage {
   return { wallSeconds, seconds };
 }
 
-/** The publisher process: replies arrive in a queue, commands go out one at a time. */
-class PublisherProcess {
-  private readonly inbox: UsagePublishReply[] = [];
-  private arrived: (() => void) | undefined;
-  private exitedWith: string | undefined;
-  private readonly exited: Promise<void>;
-
-  constructor(
-    private readonly child: ChildProcess,
-    private readonly logFile: string,
-  ) {
-    child.on('message', (message) => {
-      this.inbox.push(message as UsagePublishReply);
-      this.arrived?.();
-    });
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        this.exitedWith = signal ?? String(code);
-        this.arrived?.();
-        resolve();
-      }),
-    );
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  send(command: UsagePublishCommand): void {
-    this.child.send(command);
-  }
-
-  async next<K extends UsagePublishReply['kind']>(kind: K, timeoutMs: number): Promise<Extract<UsagePublishReply, { kind: K }>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length === 0) {
-      if (this.exitedWith !== undefined) throw new Error(`the publisher process exited (${this.exitedWith}); see ${this.logFile}`);
-      if (Date.now() > deadline) throw new Error(`the publisher process sent no ${kind} within ${timeoutMs / 1000} s; see ${this.logFile}`);
-      await new Promise<void>((resolve) => {
-        this.arrived = resolve;
-        setTimeout(resolve, Math.min(1_000, Math.max(0, deadline - Date.now()))).unref();
-      });
-      this.arrived = undefined;
-    }
-    const reply = this.inbox.shift()!;
-    if (reply.kind === 'failed') throw new Error(`the publisher process failed: ${reply.message}`);
-    if (reply.kind !== kind) throw new Error(`the publisher process sent ${reply.kind}, expected ${kind}`);
-    return reply as Extract<UsagePublishReply, { kind: K }>;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exitedWith !== undefined) return;
-    if (this.child.connected) this.send({ kind: 'exit' });
-    const kill = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(kill);
-  }
-}
+type PublisherProcess = ForkedWorker<UsagePublishCommand, UsagePublishReply>;
 
 function startPublisherProcess(workDir: string): PublisherProcess {
-  const entry = fileURLToPath(new URL('./usage-publishers-main.js', import.meta.url));
-  const logFile = path.join(workDir, 'publishers.log');
-  const log = openSync(logFile, 'a');
-  const child = fork(entry, [], { stdio: ['ignore', log, log, 'ipc'], env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' } });
-  closeSync(log);
-  // Never left behind, whatever way this process ends.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
-  return new PublisherProcess(child, logFile);
+  return ForkedWorker.start('publisher', fileURLToPath(new URL('./usage-publishers-main.js', import.meta.url)), path.join(workDir, 'publishers.log'));
 }
 
 interface UsageBenchResult {
