@@ -6,12 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { eventEnvelopeSchema, parseEvent } from '@aifactory/contracts';
+import { ManualClock } from '@aifactory/clock';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { AccountDirectory } from '../src/data/account-directory.js';
 import { inTransaction } from '../src/data/transactions.js';
 import { BalanceAlerts, LOW_WARNING_REPEAT_MS } from '../src/domain/balance-alerts.js';
 import { Ledger } from '../src/domain/ledger.js';
+import { UsageRating } from '../src/domain/usage-rating.js';
 import { startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import { insertBatch, pointEvent, snapshotPrice } from './rating-fixture.js';
 
 const THRESHOLD = 1000n;
 const HOUR_MS = 60 * 60 * 1000;
@@ -269,6 +272,18 @@ describe('balance alerts', () => {
         ['crossed', '500', 1],
         ['crossed', '500', 2],
       ]);
+    });
+
+    it('never warns under a stale threshold when rating posts usage that brought a lower one', async () => {
+      const { organizationId, departmentId, projectId } = await fixture.organization({ paid: 800n });
+      const rating = new UsageRating(fixture.database.pool, observed, { balanceAlerts: alerts, clock: new ManualClock(t0.getTime()) });
+      now = t0;
+      // 50 minor units of usage ingested under a threshold of 100: the balance (750) stays above it.
+      const usage = pointEvent({ organizationId, departmentId, projectId }, snapshotPrice('50'), 1n, t0, { lowBalanceThreshold: 100n });
+      await rating.rateBatch((await insertBatch(fixture.admin, [usage])).batchId);
+      expect(await announced(organizationId)).toEqual([]);
+      const stored = await fixture.admin.query('SELECT threshold::text AS threshold, low FROM balance_alerts WHERE organization_id = $1', [organizationId]);
+      expect(stored.rows).toEqual([{ threshold: '100', low: false }]);
     });
 
     it('checks postings without usage against the threshold usage last brought', async () => {

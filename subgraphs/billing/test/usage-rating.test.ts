@@ -391,9 +391,16 @@ describe('the unrated batch sweeper', () => {
     const failed = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 120_000) });
     const lost = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
     await rating.markBatchFailed(failed.batchId);
+    // A job BullMQ failed in Redis for stalling too often: the worker never hears of it, the sweep finds it.
+    const stalled = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 90_000) });
     const enqueued: string[] = [];
-    await sweepUnratedBatches({ rating, queue: { enqueue: async (batchId: string) => void enqueued.push(batchId) }, clock });
+    const queue = { enqueue: async (batchId: string) => void enqueued.push(batchId), deadLettered: async (batchId: string) => batchId === stalled.batchId };
+    await sweepUnratedBatches({ rating, queue, clock });
+    expect(enqueued).toEqual([stalled.batchId, lost.batchId]);
+    enqueued.length = 0;
+    await sweepUnratedBatches({ rating, queue, clock });
     expect(enqueued).toEqual([lost.batchId]);
+    await rating.rateBatch(stalled.batchId);
     // Nor does another job take it along as a newer batch.
     const earlier = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 180_000) });
     const rated = await rating.rateBatch(earlier.batchId, { newer: 5 });

@@ -99,6 +99,20 @@ export class BalanceAlertStore {
     return found;
   }
 
+  /** Stores the thresholds alone (usage brought them), in id order; states are left as they are. */
+  async saveThresholds(tx: Tx, thresholds: readonly { organizationId: string; threshold: bigint }[]): Promise<void> {
+    if (thresholds.length === 0) return;
+    const sorted = [...thresholds].sort((a, b) => (a.organizationId < b.organizationId ? -1 : a.organizationId > b.organizationId ? 1 : 0));
+    await tx.query({
+      name: 'balance_alerts_save_thresholds',
+      text: `INSERT INTO balance_alerts (organization_id, threshold)
+       SELECT * FROM unnest($1::uuid[], $2::int8[])
+       ON CONFLICT (organization_id) DO UPDATE SET threshold = EXCLUDED.threshold, updated_at = CURRENT_TIMESTAMP
+       WHERE balance_alerts.threshold IS DISTINCT FROM EXCLUDED.threshold`,
+      values: [sorted.map((t) => t.organizationId), sorted.map((t) => t.threshold.toString())],
+    });
+  }
+
   /** Stores several states and thresholds in one statement, in id order; an organization's first write inserts its row. */
   async saveAll(tx: Tx, writes: readonly BalanceAlertWrite[]): Promise<void> {
     if (writes.length === 0) return;

@@ -92,6 +92,15 @@ export class BalanceAlerts {
   }
 
   /**
+   * Records the thresholds usage brought (the policy at its ingestion) before
+   * its postings, so the ledger's funds observer already checks against them
+   * and never announces under a stale one. The caller holds the funds rows.
+   */
+  async recordThresholdsIn(tx: Tx, thresholds: ReadonlyMap<string, bigint>): Promise<void> {
+    await this.store.saveThresholds(tx, [...thresholds].map(([organizationId, threshold]) => ({ organizationId, threshold })));
+  }
+
+  /**
    * Checks several organizations' balances after postings, in a few
    * statements for all of them: their funds rows locked in id order (a
    * caller that posted holds them already and does not wait; any other

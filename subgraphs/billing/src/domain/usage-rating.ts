@@ -29,7 +29,7 @@ const WINDOWS_PER_TRANSACTION = 1_000;
 
 export interface UsageRatingOptions {
   /** Low-balance and depletion announcements, checked in every transaction that moved the balance. */
-  balanceAlerts: Pick<BalanceAlerts, 'checkAllIn'>;
+  balanceAlerts: Pick<BalanceAlerts, 'checkAllIn' | 'recordThresholdsIn'>;
   clock?: Clock;
 }
 
@@ -413,13 +413,15 @@ export class UsageRating {
         usagePostingId: stepOfEvent.get(event.eventId) ?? null,
       })),
     });
+    // The ledger's funds observer checks during the postings: it must already see the thresholds this usage brought.
+    await this.options.balanceAlerts.recordThresholdsIn(tx, thresholds);
     await this.postSteps(tx, steps);
     const moved = [...new Set(steps.filter((step) => step.delta !== 0n).map((step) => step.organizationId))].sort();
     const checks: { organizationId: string; threshold: bigint }[] = [];
     for (const organizationId of moved) {
       checks.push({ organizationId, threshold: thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD });
     }
-    // One check for all (the ledger's funds observer, where it has one, checked already with the stored thresholds; a second check announces nothing twice).
+    // One check for all (the ledger's funds observer, where it has one, checked already with the same thresholds; a second check announces nothing twice).
     await this.options.balanceAlerts.checkAllIn(tx, checks, now);
     return lines.length;
   }

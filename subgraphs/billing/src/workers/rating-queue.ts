@@ -15,6 +15,8 @@ export interface RateBatchJob {
 /** What ingestion needs of rating: a batch it committed is to be rated. */
 export interface RatingQueue {
   enqueue(batchId: string): Promise<void>;
+  /** Whether the batch's job used up its attempts (a dead letter), including by stalling, which the worker never hears of. */
+  deadLettered?(batchId: string): Promise<boolean>;
 }
 
 /**
@@ -59,6 +61,10 @@ export class BullRatingQueue implements RatingQueue {
 
   async enqueue(batchId: string): Promise<void> {
     await this.queue.add(RATE_BATCH_JOB, { batchId }, { ...RATE_BATCH_OPTIONS, jobId: batchId });
+  }
+
+  async deadLettered(batchId: string): Promise<boolean> {
+    return (await this.queue.getJobState(batchId)) === 'failed';
   }
 
   /** Jobs that used up their attempts. */

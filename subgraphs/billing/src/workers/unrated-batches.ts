@@ -18,7 +18,11 @@ const SWEEP_LIMIT = 1_000;
 export async function sweepUnratedBatches(options: { rating: UsageRating; queue: RatingQueue; clock: Clock; graceMs?: number }): Promise<string[]> {
   const { rating, queue, clock, graceMs = UNRATED_GRACE_MS } = options;
   const batches = await rating.unratedBatches(new Date(clock.nowMs() - graceMs), SWEEP_LIMIT);
-  for (const batchId of batches) await queue.enqueue(batchId);
+  for (const batchId of batches) {
+    await queue.enqueue(batchId);
+    // A job failed in Redis by stalling too often never reaches the worker's failed handler: mark its batch here.
+    if (await queue.deadLettered?.(batchId)) await rating.markBatchFailed(batchId);
+  }
   return batches;
 }
 
@@ -30,7 +34,6 @@ export function startUnratedBatchSweeper(options: { rating: UsageRating; queue: 
     logger,
     round: async () => {
       const batches = await sweepUnratedBatches(options);
-      // Dead-lettered batches are among them every round; their failed jobs stay as they are.
       if (batches.length > 0) logger.info({ batches: batches.length }, 'unrated usage batches enqueued again by batch id');
     },
   });
