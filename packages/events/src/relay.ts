@@ -221,7 +221,7 @@ export class OutboxRelay {
     h.set(EVENT_HEADERS.correlationId, row.correlation_id);
     if (row.traceparent) h.set(EVENT_HEADERS.traceparent, row.traceparent);
     try {
-      const ack = await this.js.publish(row.subject, JSON.stringify(envelopeOf(row)), {
+      const ack = await this.js.publish(row.subject, JSON.stringify(outboxEnvelopeOf(row)), {
         msgID: row.id,
         headers: h,
         timeout: this.options.publishTimeoutMs,
@@ -398,7 +398,7 @@ export class OutboxRelay {
 }
 
 /** The envelope as published: the outbox row's columns under the contract's names. */
-function envelopeOf(row: OutboxRow): EventEnvelope {
+export function outboxEnvelopeOf(row: OutboxRow): EventEnvelope {
   return {
     id: row.id,
     type: row.type,

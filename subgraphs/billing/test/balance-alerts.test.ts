@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { eventEnvelopeSchema, parseEvent } from '@aifactory/contracts';
 import { ManualClock } from '@aifactory/clock';
+import { OUTBOX_ROW_COLUMNS, outboxEnvelopeOf, type OutboxRow } from '@aifactory/events';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { AccountDirectory } from '../src/data/account-directory.js';
 import { inTransaction } from '../src/data/transactions.js';
@@ -20,26 +21,6 @@ const THRESHOLD = 1000n;
 const HOUR_MS = 60 * 60 * 1000;
 const t0 = new Date('2030-05-01T00:00:00.000Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
-
-/** An outbox row as `pg` returns it, the columns of the envelope. */
-interface OutboxRow {
-  id: string;
-  type: string;
-  version: number;
-  subject: string;
-  occurred_at: Date;
-  correlation_id: string;
-  traceparent: string | null;
-  actor: { type: string; id: string };
-  organization_id: string | null;
-  department_id: string | null;
-  project_id: string | null;
-  registry_versions: Record<string, number>;
-  aggregate_type: string;
-  aggregate_id: string;
-  aggregate_version: number;
-  payload: Record<string, unknown>;
-}
 
 describe('balance alerts', () => {
   let fixture: BillingFixture;
@@ -83,9 +64,7 @@ describe('balance alerts', () => {
   const outboxRows = async (organizationId: string) =>
     (
       await fixture.admin.query<OutboxRow>(
-        `SELECT id, type, version, subject, occurred_at, correlation_id, traceparent, actor, organization_id, department_id, project_id,
-           registry_versions, aggregate_type, aggregate_id, aggregate_version, payload
-         FROM outbox_events WHERE aggregate_type = 'organization_balance' AND aggregate_id = $1 ORDER BY aggregate_version`,
+        `SELECT ${OUTBOX_ROW_COLUMNS} FROM outbox_events WHERE aggregate_type = 'organization_balance' AND aggregate_id = $1 ORDER BY aggregate_version`,
         [organizationId],
       )
     ).rows;
@@ -103,23 +82,7 @@ describe('balance alerts', () => {
     ]);
     for (const row of rows) {
       expect(row.subject).toBe(`${subjectPrefix}.${row.type}`);
-      const envelope = eventEnvelopeSchema.parse({
-        id: row.id,
-        type: row.type,
-        version: row.version,
-        occurredAt: row.occurred_at.toISOString(),
-        correlationId: row.correlation_id,
-        traceparent: row.traceparent,
-        actor: row.actor,
-        organizationId: row.organization_id,
-        departmentId: row.department_id,
-        projectId: row.project_id,
-        registryVersions: row.registry_versions,
-        aggregateType: row.aggregate_type,
-        aggregateId: row.aggregate_id,
-        aggregateVersion: row.aggregate_version,
-        payload: row.payload,
-      });
+      const envelope = eventEnvelopeSchema.parse(outboxEnvelopeOf(row));
       expect(envelope).toMatchObject({ organizationId, occurredAt: t0.toISOString(), actor: { type: 'system' } });
       const parsed = parseEvent(envelope);
       expect(parsed.ok).toBe(true);
