@@ -11,11 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { inTransaction } from '../data/transactions.js';
 import { UsageIngestStore } from '../data/usage-ingest-store.js';
 import { UsageIngestion, type UsageDelivery, type UsageOutcome, type UsagePolicy } from '../domain/usage-ingestion.js';
-
-/** Where ingested batches go to be rated (the rating queue's job per batch). */
-export interface RatingEnqueuer {
-  enqueue(batchId: string): Promise<void>;
-}
+import type { RatingQueue } from './rating-queue.js';
 
 export interface UsageIngestionOptions {
   nc: NatsConnection;
@@ -26,7 +22,8 @@ export interface UsageIngestionOptions {
   logger: Logger;
   metrics: ServiceMetrics;
   policy: UsagePolicy;
-  rating: RatingEnqueuer;
+  /** Where ingested batches go to be rated (the rating queue's job per batch). */
+  rating: Pick<RatingQueue, 'enqueue'>;
   /** Events per ingestion transaction (BILLING_USAGE_BATCH_SIZE). */
   batchSize: number;
   /** How long usage of an unknown organization or project is put back before it is rejected (BILLING_USAGE_SCOPE_WAIT_MS). */
