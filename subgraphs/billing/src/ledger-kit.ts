@@ -8,6 +8,7 @@ export { AccountStore } from './data/accounts.js';
 export { openBillingDatabase, type BillingDatabase } from './data/database.js';
 export { inTransaction, type Tx } from './data/transactions.js';
 export { AccountService } from './domain/accounts.js';
+export { alertingLedger } from './domain/alerting-ledger.js';
 export { BalanceAlerts } from './domain/balance-alerts.js';
 export { Ledger, type PostingSpec } from './domain/ledger.js';
 export { Reservations, type PolicySource } from './domain/reservations.js';

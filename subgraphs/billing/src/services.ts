@@ -1,7 +1,6 @@
 import { systemClock } from '@aifactory/clock';
 import type { Logger } from '@aifactory/logging';
 import type { BillingConfig } from './config.js';
-import { AccountDirectory } from './data/account-directory.js';
 import { AccountStore } from './data/accounts.js';
 import { BalanceStore } from './data/balances.js';
 import { HierarchyStore } from './data/hierarchy.js';
@@ -12,6 +11,7 @@ import { UsageReadsStore } from './data/usage-reads-store.js';
 import { UsageReconciliationStore } from './data/usage-reconciliation-store.js';
 import type { BillingDatabase } from './data/database.js';
 import { AccountService } from './domain/accounts.js';
+import { alertingLedger } from './domain/alerting-ledger.js';
 import { Ledger } from './domain/ledger.js';
 import { AdminCredit } from './domain/admin-credit.js';
 import { Balances } from './domain/balances.js';
@@ -57,12 +57,7 @@ export interface BillingServices {
 export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger): BillingServices {
   const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   const balanceAlerts = new BalanceAlerts({ subjectPrefix });
-  // Every posting that moves an organization's spendable balance checks its alerts (with the threshold its usage last brought).
-  const ledger = new Ledger(database.pool, new AccountDirectory(database.pool), {
-    onFundsChanged: async (tx, organizationIds) => {
-      await balanceAlerts.checkAllIn(tx, organizationIds.map((organizationId) => ({ organizationId, threshold: null })), systemClock.now());
-    },
-  });
+  const ledger = alertingLedger(database.pool, balanceAlerts, systemClock);
   const promotionalCredit = new PromotionalCredit(database.pool, ledger);
   const balanceStore = new BalanceStore(database.pool);
   const hierarchy = new HierarchyStore();

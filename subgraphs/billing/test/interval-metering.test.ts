@@ -9,9 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
-import { AccountDirectory } from '../src/data/account-directory.js';
+import { alertingLedger } from '../src/domain/alerting-ledger.js';
 import { BalanceAlerts } from '../src/domain/balance-alerts.js';
-import { Ledger } from '../src/domain/ledger.js';
 import { UsageRating } from '../src/domain/usage-rating.js';
 import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
 import { checkChains, closedEvent, expectedMinor, insertBatch, openedEvent, ratedState, snapshotPrice, type SnapshotPrice, type UsageScope } from './rating-fixture.js';
@@ -25,7 +24,10 @@ let fx: BillingFixture;
 let rating: UsageRating;
 const clock = new ManualClock(Date.UTC(2026, 3, 1));
 const subjectPrefix = uniqueEventSubjectPrefix();
-const newRater = () => new UsageRating(fx.database.pool, new Ledger(fx.database.pool, new AccountDirectory(fx.database.pool)), { balanceAlerts: new BalanceAlerts({ subjectPrefix }), clock });
+const newRater = () => {
+  const balanceAlerts = new BalanceAlerts({ subjectPrefix });
+  return new UsageRating(fx.database.pool, alertingLedger(fx.database.pool, balanceAlerts, clock), { balanceAlerts, clock });
+};
 
 beforeAll(async () => {
   fx = await startBillingFixture({ poolSize: 6 });

@@ -9,12 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
 import { balanceLowWarningV1 } from '@aifactory/contracts';
 import { uniqueEventSubjectPrefix } from '@aifactory/testing';
-import { AccountDirectory } from '../src/data/account-directory.js';
 import { openOrganizationAccountsIn } from '../src/data/accounts.js';
 import { PriceBookStore } from '../src/data/price-books.js';
 import { inTransaction } from '../src/data/transactions.js';
+import { alertingLedger } from '../src/domain/alerting-ledger.js';
 import { BalanceAlerts } from '../src/domain/balance-alerts.js';
-import { Ledger } from '../src/domain/ledger.js';
 import { PromotionalCredit } from '../src/domain/promotional-credit.js';
 import { UsageRating } from '../src/domain/usage-rating.js';
 import { sweepUnratedBatches } from '../src/workers/unrated-batches.js';
@@ -50,7 +49,10 @@ let fx: BillingFixture;
 let rating: UsageRating;
 const clock = new ManualClock(Date.UTC(2026, 5, 1));
 const subjectPrefix = uniqueEventSubjectPrefix();
-const newRater = () => new UsageRating(fx.database.pool, new Ledger(fx.database.pool, new AccountDirectory(fx.database.pool)), { balanceAlerts: new BalanceAlerts({ subjectPrefix }), clock });
+const newRater = () => {
+  const balanceAlerts = new BalanceAlerts({ subjectPrefix });
+  return new UsageRating(fx.database.pool, alertingLedger(fx.database.pool, balanceAlerts, clock), { balanceAlerts, clock });
+};
 
 beforeAll(async () => {
   fx = await startBillingFixture({ poolSize: 6 });

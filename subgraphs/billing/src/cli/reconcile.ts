@@ -2,11 +2,10 @@ import { parseArgs } from 'node:util';
 import { loadConfigOrExit, z } from '@aifactory/config';
 import { databaseConfigSchema } from '@aifactory/subgraph-kit';
 import { billingConfigSchema } from '../config.js';
-import { AccountDirectory } from '../data/account-directory.js';
 import { openBillingDatabase } from '../data/database.js';
 import { UsageReconciliationStore, type SavedWindow } from '../data/usage-reconciliation-store.js';
 import { BalanceAlerts } from '../domain/balance-alerts.js';
-import { Ledger } from '../domain/ledger.js';
+import { alertingLedger } from '../domain/alerting-ledger.js';
 import { UsageDriftStatus } from '../domain/usage-drift-status.js';
 import { UsageRating } from '../domain/usage-rating.js';
 import { UsageReconciliation } from '../domain/usage-reconciliation.js';
@@ -64,9 +63,8 @@ async function reconcile(from: Date, to: Date): Promise<number> {
     const store = new UsageReconciliationStore(database.pool);
     const status = new UsageDriftStatus(database.pool, store, { subjectPrefix: config.EVENT_SUBJECT_PREFIX });
     const reconciliation = new UsageReconciliation(store, status, { graceMs: config.BILLING_RECONCILE_GRACE_MS });
-    const rating = new UsageRating(database.pool, new Ledger(database.pool, new AccountDirectory(database.pool)), {
-      balanceAlerts: new BalanceAlerts({ subjectPrefix: config.EVENT_SUBJECT_PREFIX }),
-    });
+    const balanceAlerts = new BalanceAlerts({ subjectPrefix: config.EVENT_SUBJECT_PREFIX });
+    const rating = new UsageRating(database.pool, alertingLedger(database.pool, balanceAlerts), { balanceAlerts });
     try {
       const rated = await rating.rateUnrated(from, to);
       process.stdout.write(`rated ${rated.events} unrated usage events of ${rated.batches} batches\n`);

@@ -606,17 +606,6 @@ export class UsageRatingStore {
     }
   }
 
-  /** The low-balance threshold the organization's newest accepted usage was ingested with. */
-  async latestThreshold(tx: Tx, organizationId: string): Promise<bigint | null> {
-    const { rows } = await tx.query<{ threshold: string }>(
-      `SELECT low_balance_threshold::text AS threshold FROM usage_events
-       WHERE organization_id = $1 AND status = 'accepted' AND low_balance_threshold IS NOT NULL
-       ORDER BY occurred_at DESC LIMIT 1`,
-      [organizationId],
-    );
-    return rows[0] ? bigintOf(rows[0].threshold) : null;
-  }
-
   /** Marks batches rated once; returns those it marked, with when each was received and rated (one marked before, or unknown, is absent). */
   async markBatchesRated(db: Db, batchIds: readonly string[]): Promise<MarkedBatch[]> {
     const { rows } = await db.query<{ id: string; received_at: Date; rated_at: Date }>(

@@ -22,14 +22,15 @@ import { periodOf } from './money.js';
 import { chainStep, exactUnitsOf } from './rating-amounts.js';
 
 export const RATING_ACTOR: Actor = { type: 'system', id: 'billing.usage-rating' };
-/** `billing.balance.low_warning_threshold`'s registry default, for an organization none of whose usage carried one. */
-export const DEFAULT_LOW_BALANCE_THRESHOLD = 1000n;
 /** Windows billed per interval in one transaction: a long outage's backlog is billed over several, none of them huge. */
 const WINDOWS_PER_TRANSACTION = 1_000;
 
 export interface UsageRatingOptions {
-  /** Low-balance and depletion announcements, checked in every transaction that moved the balance. */
-  balanceAlerts: Pick<BalanceAlerts, 'checkAllIn' | 'recordThresholdsIn'>;
+  /**
+   * Where the thresholds usage brought are recorded before its postings: the
+   * ledger's funds observer (alertingLedger) checks the alerts at them.
+   */
+  balanceAlerts: Pick<BalanceAlerts, 'recordThresholdsIn'>;
   clock?: Clock;
 }
 
@@ -275,7 +276,7 @@ export class UsageRating {
       const highest = thresholds.get(event.organizationId);
       if (threshold !== null && (highest === undefined || threshold > highest)) thresholds.set(event.organizationId, threshold);
     }
-    const written = await this.post(tx, currencies, lines, now, thresholds, events);
+    const written = await this.post(tx, currencies, lines, thresholds, events);
     return { events: events.length, lines: written };
   }
 
@@ -283,7 +284,7 @@ export class UsageRating {
     const currencies = await this.lockFunds(tx, [organizationId]);
     const due = await this.store.dueIntervals(tx, organizationId, now);
     const { lines, more } = await this.billDue(tx, due, now, (interval) => interval.openedEventId);
-    return { lines: await this.post(tx, currencies, lines, now, new Map(), []), more };
+    return { lines: await this.post(tx, currencies, lines, new Map(), []), more };
   }
 
   /** The ledger's first lock, on every organization's funds row in id order; returns each organization's currency. */
@@ -350,10 +351,9 @@ export class UsageRating {
   /**
    * Writes the lines not written yet, one remainder-chain step per chain they
    * fall in, the hourly rollups and `events` as rated (each with the chain
-   * step of its first line), then the ledger postings of the steps that
-   * moved whole minor units, and checks the balance alerts of each
-   * organization whose money moved (at its threshold in `thresholds`, else
-   * the one its newest usage was ingested with). `currencies` holds the
+   * step of its first line), records the thresholds its usage brought (the
+   * ledger's funds observer checks the alerts at them), then the ledger
+   * postings of the steps that moved whole minor units. `currencies` holds the
    * organizations whose funds rows this transaction locked. Returns how many
    * lines it wrote.
    */
@@ -361,7 +361,6 @@ export class UsageRating {
     tx: Tx,
     currencies: ReadonlyMap<string, string>,
     rated: readonly RatedLine[],
-    now: Date,
     thresholds: ReadonlyMap<string, bigint>,
     events: readonly RatableEvent[],
   ): Promise<number> {
@@ -416,13 +415,6 @@ export class UsageRating {
     // The ledger's funds observer checks during the postings: it must already see the thresholds this usage brought.
     await this.options.balanceAlerts.recordThresholdsIn(tx, thresholds);
     await this.postSteps(tx, steps);
-    const moved = [...new Set(steps.filter((step) => step.delta !== 0n).map((step) => step.organizationId))].sort();
-    const checks: { organizationId: string; threshold: bigint }[] = [];
-    for (const organizationId of moved) {
-      checks.push({ organizationId, threshold: thresholds.get(organizationId) ?? (await this.store.latestThreshold(tx, organizationId)) ?? DEFAULT_LOW_BALANCE_THRESHOLD });
-    }
-    // One check for all (the ledger's funds observer, where it has one, checked already with the same thresholds; a second check announces nothing twice).
-    await this.options.balanceAlerts.checkAllIn(tx, checks, now);
     return lines.length;
   }
 

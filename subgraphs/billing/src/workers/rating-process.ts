@@ -2,10 +2,9 @@ import { loadConfigOrExit } from '@aifactory/config';
 import { closeOnSignals } from '@aifactory/http';
 import { createLogger } from '@aifactory/logging';
 import { databaseConfigSchema, subgraphConfigSchema } from '@aifactory/subgraph-kit';
-import { AccountDirectory } from '../data/account-directory.js';
 import { openBillingDatabase } from '../data/database.js';
 import { BalanceAlerts } from '../domain/balance-alerts.js';
-import { Ledger } from '../domain/ledger.js';
+import { alertingLedger } from '../domain/alerting-ledger.js';
 import { UsageRating } from '../domain/usage-rating.js';
 import { ratingQueueEnv } from './rating-queue.js';
 import { startRatingWorker } from './rating-worker.js';
@@ -25,9 +24,8 @@ const ratingProcessConfigSchema = databaseConfigSchema.extend({
 const config = loadConfigOrExit(ratingProcessConfigSchema, NAME);
 const logger = createLogger({ service: NAME, level: config.LOG_LEVEL });
 const database = openBillingDatabase(config);
-const rating = new UsageRating(database.pool, new Ledger(database.pool, new AccountDirectory(database.pool)), {
-  balanceAlerts: new BalanceAlerts({ subjectPrefix: config.EVENT_SUBJECT_PREFIX }),
-});
+const balanceAlerts = new BalanceAlerts({ subjectPrefix: config.EVENT_SUBJECT_PREFIX });
+const rating = new UsageRating(database.pool, alertingLedger(database.pool, balanceAlerts), { balanceAlerts });
 const worker = startRatingWorker({
   rating,
   redisUrl: config.REDIS_URL,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   AccountDirectory,
+  alertingLedger,
   AccountService,
   AccountStore,
   BalanceAlerts,
@@ -218,9 +219,9 @@ export async function runUsageBench(args: string[]): Promise<number> {
     const logger = createLogger({ service: 'bench-billing-usage', level: 'warn', destination: billingLog });
     const queue = new BullRatingQueue({ redisUrl: TEST_REDIS_URL, prefix: queuePrefix });
     teardown.add('close the rating queue', () => queue.close());
-    const ledger = new Ledger(ratingDatabase.pool, new AccountDirectory(ratingDatabase.pool));
+    const balanceAlerts = new BalanceAlerts({ subjectPrefix });
     const worker = startRatingWorker({
-      rating: new UsageRating(ratingDatabase.pool, ledger, { balanceAlerts: new BalanceAlerts({ subjectPrefix }) }),
+      rating: new UsageRating(ratingDatabase.pool, alertingLedger(ratingDatabase.pool, balanceAlerts), { balanceAlerts }),
       redisUrl: TEST_REDIS_URL,
       prefix: queuePrefix,
       concurrency: options.ratingConcurrency,
