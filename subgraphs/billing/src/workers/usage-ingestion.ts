@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { systemClock, type Clock } from '@aifactory/clock';
 import { prefixSubject, streamDeclarations, USAGE_PRODUCTS, usageSubject, type UsageProduct } from '@aifactory/contracts';
 import { isAppError } from '@aifactory/errors';
-import { ensureConsumer, inBatches, type ConsumerDeclaration } from '@aifactory/event-consumers';
+import { backoffDelayMs, ensureConsumer, inBatches, type ConsumerDeclaration } from '@aifactory/event-consumers';
 import { ensureStreams } from '@aifactory/events';
 import type { Logger } from '@aifactory/logging';
 import type { Counter, Histogram, ServiceMetrics } from '@aifactory/telemetry';
@@ -103,8 +103,8 @@ export async function startUsageIngestion(options: UsageIngestionOptions): Promi
   const started: UsageStreamConsumer[] = [];
   try {
     for (const product of USAGE_PRODUCTS) {
-      const stream = await declareConsumer(jsm, product, subjectPrefix, options.maxDeliver ?? MAX_DELIVER);
-      const consumer = new UsageStreamConsumer(options, product, stream, metrics);
+      const { stream, declaration } = await declareConsumer(jsm, product, subjectPrefix, options.maxDeliver ?? MAX_DELIVER);
+      const consumer = new UsageStreamConsumer(options, product, stream, declaration, metrics);
       await consumer.start();
       started.push(consumer);
     }
@@ -115,8 +115,13 @@ export async function startUsageIngestion(options: UsageIngestionOptions): Promi
   return { stop: async () => void (await Promise.all(started.map((consumer) => consumer.stop()))) };
 }
 
-/** Ensures the product's stream and its usage consumer; returns the stream's name. */
-async function declareConsumer(jsm: JetStreamManager, product: UsageProduct, subjectPrefix: string, maxDeliver: number): Promise<string> {
+/** Ensures the product's stream and its usage consumer; returns the stream's name and the consumer's declaration. */
+async function declareConsumer(
+  jsm: JetStreamManager,
+  product: UsageProduct,
+  subjectPrefix: string,
+  maxDeliver: number,
+): Promise<{ stream: string; declaration: ConsumerDeclaration }> {
   const family = prefixSubject(`${product}.>`, subjectPrefix);
   const stream = streamDeclarations({ subjectPrefix }).find((declaration) => declaration.subjects.includes(family));
   if (stream === undefined) throw new RangeError(`no stream declared for ${family}`);
@@ -132,7 +137,7 @@ async function declareConsumer(jsm: JetStreamManager, product: UsageProduct, sub
   if (info.config.max_ack_pending !== MAX_ACK_PENDING) {
     await jsm.consumers.update(stream.name, declaration.durableName, { max_ack_pending: MAX_ACK_PENDING });
   }
-  return stream.name;
+  return { stream: stream.name, declaration };
 }
 
 class UsageStreamConsumer {
@@ -141,7 +146,6 @@ class UsageStreamConsumer {
   private readonly consumerName: string;
   private readonly log: Logger;
   private readonly batchSize: number;
-  private readonly maxDeliver: number;
   private stopping = false;
   private messages: ConsumerMessages | undefined;
   private wake: (() => void) | undefined;
@@ -151,9 +155,10 @@ class UsageStreamConsumer {
     private readonly options: UsageIngestionOptions,
     private readonly product: UsageProduct,
     private readonly stream: string,
+    private readonly declaration: ConsumerDeclaration,
     private readonly metrics: UsageMetrics,
   ) {
-    this.consumerName = USAGE_CONSUMERS[product];
+    this.consumerName = declaration.durableName;
     this.store = new UsageIngestStore(options.schema);
     this.ingestion = new UsageIngestion(options.pool, this.store, {
       consumer: this.consumerName,
@@ -164,7 +169,6 @@ class UsageStreamConsumer {
     });
     this.log = options.logger.child({ stream, consumer: this.consumerName });
     this.batchSize = Math.max(1, Math.floor(options.batchSize));
-    this.maxDeliver = options.maxDeliver ?? MAX_DELIVER;
   }
 
   async start(): Promise<void> {
@@ -273,8 +277,9 @@ class UsageStreamConsumer {
 
   private async settleFailure(message: JsMsg, error: unknown): Promise<void> {
     const deliveries = message.info.deliveryCount;
-    const delayMs = FAILURE_BACKOFF_MS[Math.min(deliveries, FAILURE_BACKOFF_MS.length) - 1]!;
-    if (deliveries < this.maxDeliver - 1) {
+    const { maxDeliver } = this.declaration;
+    const delayMs = backoffDelayMs(this.declaration, deliveries);
+    if (deliveries < maxDeliver - 1) {
       message.nak(delayMs);
       this.count('retried');
       this.log.warn({ ...identify(message), err: error, delayMs }, 'usage message failed; retrying after backoff');
@@ -287,7 +292,7 @@ class UsageStreamConsumer {
         ]),
       );
     } catch (recordError) {
-      if (deliveries < this.maxDeliver) {
+      if (deliveries < maxDeliver) {
         // The delivery kept in hand for this: the message comes once more, to be ingested or dead-lettered then.
         message.nak(delayMs);
         this.count('retried');
