@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { generateAssertionKey, startJwksServer, signAssertion, type AssertionClaims, type AssertionKey, type JwksServer } from '@aifactory/dev-identity';
 import { runDevSeed, startPlatform, type PlatformWiring, type RunningPlatform, type SeedResult } from '@aifactory/devstack';
 import { createLogger } from '@aifactory/logging';
+import type { FakeStripe } from '@aifactory/stripe-fake';
 import {
   deleteRedisKeys,
   captureLogs,
@@ -43,6 +44,8 @@ export interface TestPlatform {
   assertionKey: AssertionKey;
   internalKeyFiles: { privateKeyFile: string; publicKeyFile: string };
   apiKeyPepperFile: string;
+  /** This platform's fake Stripe (billing's STRIPE_API_URL); its events go to the gateway's /webhooks/stripe. */
+  stripe: FakeStripe;
   assertion(overrides?: Partial<AssertionClaims>, key?: AssertionKey): Promise<string>;
   adminAssertion(): Promise<string>;
   graphql(call: GraphQLCall): Promise<{ status: number; body: any; headers: Headers }>;
@@ -109,6 +112,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     assertionKey,
     internalKeyFiles,
     apiKeyPepperFile,
+    stripe: platform.stripe,
     assertion,
     adminAssertion: () => assertion({ subject: 'admin-1', email: 'admin@example.com', groups: ['test-platform-admins'] }),
     graphql: async (call) => {

@@ -12,6 +12,8 @@ export interface GatewayContext extends BaseContext {
   correlationId: string;
   /** One token per subgraph per request, minted on first use. */
   internalTokens: Map<string, Promise<string>>;
+  /** The client's validated `Idempotency-Key`, set only for a mutation that carries one. */
+  idempotencyKey?: string;
 }
 
 export interface SubgraphSourceOptions {
@@ -29,8 +31,10 @@ const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /**
  * Calls one subgraph with a fresh internal JWT whose `aud` is that subgraph
  * (ARCHITECTURE.md, Decisions: Internal JWT) and the W3C trace context of the
- * gateway's fetch span. Nothing the client sent is forwarded: the headers
- * here are the only ones the subgraph sees. Plain node:http over kept-alive
+ * gateway's fetch span. Nothing else the client sent is forwarded but a
+ * mutation's validated `Idempotency-Key`, from which a subgraph derives its
+ * providers' idempotency keys: the headers here are the only ones the
+ * subgraph sees. Plain node:http over kept-alive
  * sockets: per call it costs a fraction of WHATWG fetch, and this runs once
  * per subgraph per request.
  */
@@ -59,6 +63,7 @@ export class SubgraphSource implements GraphQLDataSource<GatewayContext> {
       'content-length': String(Buffer.byteLength(body)),
       authorization: `Bearer ${await token}`,
       [CORRELATION_HEADER]: context.correlationId,
+      ...(context.idempotencyKey === undefined ? {} : { 'idempotency-key': context.idempotencyKey }),
     };
     injectTraceContext(headers);
 

@@ -107,8 +107,19 @@ export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
     sendJson(ctx.res, ERROR_CODES[code].http, { errors }, headers);
   };
 
-  const execute = async (ctx: RequestContext, principal: Principal, body: GraphQLBody, prepared: PreparedOperation): Promise<StoredResponse> => {
-    const context: GatewayContext = { principal, correlationId: ctx.correlationId, internalTokens: new Map() };
+  const execute = async (
+    ctx: RequestContext,
+    principal: Principal,
+    body: GraphQLBody,
+    prepared: PreparedOperation,
+    idempotencyKey: string | undefined,
+  ): Promise<StoredResponse> => {
+    const context: GatewayContext = {
+      principal,
+      correlationId: ctx.correlationId,
+      internalTokens: new Map(),
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    };
     const requestContext = gatewayRequestContext({
       prepared,
       query: body.query,
@@ -215,7 +226,7 @@ export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
 
       let response: StoredResponse;
       try {
-        response = await execute(ctx, principal, body, prepared);
+        response = await execute(ctx, principal, body, prepared, idempotencyKey);
       } catch (error) {
         await lease?.abandon();
         throw error;

@@ -54,8 +54,9 @@ describe('the secret-purpose registry', () => {
         'stripe-webhook-secret',
       ]),
     );
-    for (const planned of ['task-signing-key', 'stripe-api-key', 'stripe-webhook-secret']) {
-      expect(purposes.find((purpose) => purpose.purpose === planned)?.status).toBe('planned');
+    expect(purposes.find((purpose) => purpose.purpose === 'task-signing-key')?.status).toBe('planned');
+    for (const active of ['stripe-api-key', 'stripe-webhook-secret']) {
+      expect(purposes.find((purpose) => purpose.purpose === active)?.status).toBe('active');
     }
     for (const purpose of purposes) {
       expect(purpose.owner.length).toBeGreaterThan(0);

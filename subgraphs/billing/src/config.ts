@@ -26,5 +26,30 @@ export const billingConfigSchema = subgraphConfigSchema.extend({
   BILLING_RECONCILE_INTERVAL_MS: env.positiveInt(60_000),
   /** How long after a window ends reconciliation waits before judging it (usage still in flight). */
   BILLING_RECONCILE_GRACE_MS: env.positiveInt(300_000),
+  /** File holding billing's Stripe secret key (trimmed); registry purpose `stripe-api-key`. */
+  STRIPE_API_KEY_FILE: env.nonEmpty(),
+  /** File of Stripe webhook signing secrets (`whsec_...`), one per line: any verifies, so old and new overlap while the endpoint secret rolls. */
+  STRIPE_WEBHOOK_SECRET_FILE: env.nonEmpty(),
+  /** Another Stripe API than api.stripe.com (the local fake in tests and on the dev stack): the library gets its host, port and protocol. */
+  STRIPE_API_URL: env
+    .url()
+    .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be http(s)://host[:port], without a path (the library adds /v1)')
+    .optional(),
+  /** How old a webhook's signed timestamp may be before it is refused (replay protection). */
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: env.positiveInt(300),
+  /** How long one call to Stripe may take before it counts as Stripe unavailable. */
+  STRIPE_TIMEOUT_MS: env.positiveInt(10_000),
+  /** Where Stripe sends the buyer after paying; Stripe replaces `{CHECKOUT_SESSION_ID}`. */
+  BILLING_CHECKOUT_SUCCESS_URL: env.url().default('http://localhost:3000/billing/checkout/success?session_id={CHECKOUT_SESSION_ID}'),
+  /** Where Stripe sends the buyer who leaves the checkout page. */
+  BILLING_CHECKOUT_CANCEL_URL: env.url().default('http://localhost:3000/billing/checkout/cancel'),
+  /** Where Stripe's customer portal links back to. */
+  BILLING_PORTAL_RETURN_URL: env.url().default('http://localhost:3000/billing'),
+  /** How often the webhook worker looks for stored Stripe events that are due. */
+  BILLING_WEBHOOK_POLL_INTERVAL_MS: env.positiveInt(1_000),
+  /** Attempts at processing one Stripe event before it is dead-lettered for finance. */
+  BILLING_WEBHOOK_MAX_ATTEMPTS: env.positiveInt(8),
+  /** Backoff between attempts: base * 2^(attempt - 1), at most 5 minutes. */
+  BILLING_WEBHOOK_RETRY_BASE_MS: env.positiveInt(2_000),
 });
 export type BillingConfig = typeof billingConfigSchema._output;

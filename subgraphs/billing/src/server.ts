@@ -9,21 +9,24 @@ import { openBillingDatabase } from './data/database.js';
 import { billingHttpRoutes } from './http/routes.js';
 import { resolvers, type BillingContext } from './resolvers/index.js';
 import { createBillingServices } from './services.js';
+import { readStripeSecrets } from './stripe/stripe-secrets.js';
 import { startBillingWorkers } from './workers/index.js';
 
 export const SUBGRAPH_NAME = 'billing';
 export const typeDefsSource = readFileSync(new URL('../src/schema.graphql', import.meta.url), 'utf8');
 
 export async function startBillingSubgraph(config: BillingConfig, logger: Logger): Promise<StartedService> {
+  // Read before anything opens: a missing secret file stops the start naming its variable.
+  const stripeSecrets = await readStripeSecrets(config);
   const database = openBillingDatabase(config);
-  const services = createBillingServices(database, config, logger);
+  const services = createBillingServices(database, config, logger, stripeSecrets);
   return serveSubgraphWithDatabase<BillingContext>(
     {
       name: SUBGRAPH_NAME,
       typeDefs: parse(typeDefsSource),
       resolvers,
       extendContext: (base) => ({ ...base, ...services }),
-      httpRoutes: billingHttpRoutes(services),
+      httpRoutes: billingHttpRoutes(services, { webhookSecrets: stripeSecrets.webhookSecrets, toleranceSeconds: config.STRIPE_WEBHOOK_TOLERANCE_SECONDS }),
       onConnected: (connected) => startBillingWorkers(services, config, connected),
     },
     database,

@@ -26,6 +26,17 @@ import { UsageReads } from './domain/usage-reads.js';
 import { UsageReconciliation } from './domain/usage-reconciliation.js';
 import { BalanceAlerts } from './domain/balance-alerts.js';
 import { UsageRating } from './domain/usage-rating.js';
+import { PaymentSessionStore } from './data/payment-sessions-store.js';
+import { StripeEventsStore } from './data/stripe-events-store.js';
+import { Checkout } from './domain/checkout.js';
+import { Disputes, disputeEventHandlers } from './domain/disputes.js';
+import type { PaymentProvider } from './domain/payment-provider.js';
+import { PaymentMetrics } from './domain/payment-metrics.js';
+import { PaymentSettlement } from './domain/payment-settlement.js';
+import { Refunds, refundEventHandlers } from './domain/refunds.js';
+import { StripeEventProcessor } from './domain/stripe-event-processing.js';
+import { StripePaymentProvider } from './stripe/stripe-payment-provider.js';
+import type { StripeSecrets } from './stripe/stripe-secrets.js';
 
 /** billing's domain services, built once per process; resolvers, routes and workers call them. */
 export interface BillingServices {
@@ -52,9 +63,23 @@ export interface BillingServices {
   usageReads: UsageReads;
   /** Raw-usage compaction per month, behind its gates (recordUsageAuditReview, compactUsage). */
   usageCompaction: UsageCompaction;
+  /** Stripe, behind billing's payment provider interface. */
+  paymentProvider: PaymentProvider;
+  /** Stripe Checkout top-ups and the customer portal (createCheckoutSession, createBillingPortalSession). */
+  checkout: Checkout;
+  /** Payment sessions' state machine: credits, reconciliation, finance's reads. */
+  paymentSettlement: PaymentSettlement;
+  /** Refunds of Stripe payments (refundPayment, charge.refunded). */
+  refunds: Refunds;
+  /** Disputes of Stripe payments (charge.dispute.created / closed). */
+  disputes: Disputes;
+  /** Stored Stripe webhook events and their processing (retries, dead letters, finance's list). */
+  stripeEvents: StripeEventProcessor;
+  /** Webhook lag, Stripe reachability and dead letters on /metrics. */
+  paymentMetrics: PaymentMetrics;
 }
 
-export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger): BillingServices {
+export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger, stripeSecrets: StripeSecrets): BillingServices {
   const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   const balanceAlerts = new BalanceAlerts({ subjectPrefix });
   const ledger = alertingLedger(database.pool, balanceAlerts, systemClock);
@@ -66,6 +91,27 @@ export function createBillingServices(database: BillingDatabase, config: Billing
   const usageReconciliation = new UsageReconciliation(reconciliationStore, new UsageDriftStatus(database.pool, reconciliationStore, { subjectPrefix }), {
     graceMs: config.BILLING_RECONCILE_GRACE_MS,
   });
+  const stripeEventsStore = new StripeEventsStore();
+  // Before the provider, so its first calls' reachability reaches the gauge.
+  const paymentMetrics = new PaymentMetrics(database.pool, stripeEventsStore, systemClock);
+  const paymentProvider = new StripePaymentProvider({
+    apiKey: stripeSecrets.apiKey,
+    apiUrl: config.STRIPE_API_URL,
+    timeoutMs: config.STRIPE_TIMEOUT_MS,
+    onReachability: (reachable) => paymentMetrics.stripeReachable(reachable),
+  });
+  const paymentSessions = new PaymentSessionStore(database.pool);
+  const paymentSettlement = new PaymentSettlement(database.pool, ledger, paymentProvider, paymentSessions, { subjectPrefix });
+  const refunds = new Refunds(database.pool, ledger, paymentProvider, { subjectPrefix, clock: systemClock });
+  const disputes = new Disputes(database.pool, ledger);
+  const stripeEvents = new StripeEventProcessor(
+    database.pool,
+    stripeEventsStore,
+    { ...paymentSettlement.handlers, ...refundEventHandlers(refunds), ...disputeEventHandlers(disputes) },
+    { maxAttempts: config.BILLING_WEBHOOK_MAX_ATTEMPTS, retryBaseMs: config.BILLING_WEBHOOK_RETRY_BASE_MS, subjectPrefix },
+    paymentMetrics,
+    systemClock,
+  );
   return {
     database,
     accounts: new AccountService(new AccountStore(database.prisma, database.pool)),
@@ -81,5 +127,16 @@ export function createBillingServices(database: BillingDatabase, config: Billing
     usageReconciliation,
     usageReads: new UsageReads(new UsageReadsStore(database.pool), hierarchy, database.pool),
     usageCompaction: new UsageCompaction(database.pool, new UsageCompactionStore(), usageReconciliation, { subjectPrefix }),
+    paymentProvider,
+    checkout: new Checkout(ledger, paymentProvider, paymentSessions, {
+      successUrl: config.BILLING_CHECKOUT_SUCCESS_URL,
+      cancelUrl: config.BILLING_CHECKOUT_CANCEL_URL,
+      portalReturnUrl: config.BILLING_PORTAL_RETURN_URL,
+    }),
+    paymentSettlement,
+    refunds,
+    disputes,
+    stripeEvents,
+    paymentMetrics,
   };
 }

@@ -27,6 +27,8 @@ export const devConfigSchema = z.object({
    */
   DEV_NATS_PERMISSIONS: z.stringbool().default(false),
   DEV_NATS_PORT: env.port(4223),
+  /** The local fake Stripe billing calls (STRIPE_API_URL); its checkout pages are served here too. */
+  DEV_STRIPE_PORT: env.port(12111),
 });
 
 export type DevConfig = z.infer<typeof devConfigSchema>;

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { SUBGRAPHS } from '@aifactory/db-tools';
 import { generateAssertionKey, type AssertionKey } from '@aifactory/dev-identity';
@@ -21,6 +21,10 @@ export interface DevKeys {
    * other services with it. Its public half is registered with iam by the seed.
    */
   serviceCredentialFiles: Record<string, string>;
+  /** The local fake Stripe's secret key (`sk_test_...`), billing's STRIPE_API_KEY_FILE. */
+  stripeApiKeyFile: string;
+  /** The local fake Stripe's webhook signing secret (`whsec_...`), billing's STRIPE_WEBHOOK_SECRET_FILE. */
+  stripeWebhookSecretFile: string;
 }
 
 /** The file of a service's credential in a keys folder. */
@@ -38,6 +42,8 @@ export async function ensureDevKeys(dir = DEV_KEYS_DIR): Promise<DevKeys> {
   const internalPrivateKeyFile = path.join(dir, 'internal-jwt.key.pem');
   const internalPublicKeyFile = path.join(dir, 'internal-jwt.pub.pem');
   const apiKeyPepperFile = path.join(dir, 'api-key-pepper.json');
+  const stripeApiKeyFile = path.join(dir, 'stripe-api-key');
+  const stripeWebhookSecretFile = path.join(dir, 'stripe-webhook-secret');
   if (!existsSync(assertionFile)) {
     await writeFile(assertionFile, JSON.stringify(await generateAssertionKey(), null, 2), { mode: 0o600 });
   }
@@ -47,6 +53,9 @@ export async function ensureDevKeys(dir = DEV_KEYS_DIR): Promise<DevKeys> {
     await writeFile(internalPublicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
   }
   if (!existsSync(apiKeyPepperFile)) await writePepperFile(apiKeyPepperFile, initialPepperFile());
+  // Kept like the others, so checkout sessions and signed events of an earlier run stay valid.
+  if (!existsSync(stripeApiKeyFile)) await writeFile(stripeApiKeyFile, `sk_test_${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+  if (!existsSync(stripeWebhookSecretFile)) await writeFile(stripeWebhookSecretFile, `whsec_${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
   const serviceCredentialFiles: Record<string, string> = {};
   for (const service of SUBGRAPHS) {
     const file = serviceCredentialFile(dir, service);
@@ -61,6 +70,8 @@ export async function ensureDevKeys(dir = DEV_KEYS_DIR): Promise<DevKeys> {
     internalPublicKeyFile,
     apiKeyPepperFile,
     serviceCredentialFiles,
+    stripeApiKeyFile,
+    stripeWebhookSecretFile,
   };
 }
 

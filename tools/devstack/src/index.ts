@@ -2,6 +2,7 @@ export * from './compose.js';
 export * from './dev-config.js';
 export * from './dev-keys.js';
 export * from './dev-nats.js';
+export * from './dev-stripe.js';
 export * from './dev-token.js';
 export * from './paths.js';
 export * from './platform.js';

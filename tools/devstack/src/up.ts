@@ -16,6 +16,7 @@ import {
   natsPasswordEnvironment,
   portAnswers,
 } from './dev-nats.js';
+import { startDevStripe, stripeWebhookUrl } from './dev-stripe.js';
 import { DEV_DIR, REPO_ROOT } from './paths.js';
 import { runDevSeed } from './seed.js';
 import { SUBGRAPH_STARTERS } from './subgraphs.js';
@@ -47,6 +48,7 @@ logger.info({ organizationId: seeded.organizationId, projectId: seeded.projectId
 let natsSupervisor: Supervisor | undefined;
 let supervisor: Supervisor | undefined;
 let closeIdp: (() => Promise<void>) | undefined;
+let closeStripe: (() => Promise<void>) | undefined;
 /** Set once shutdown began; it ends with process.exit, so awaiting it stops whatever awaits. */
 let stopping: Promise<void> | undefined;
 // Services first, so each drains its NATS connection while its own NATS still runs.
@@ -54,6 +56,7 @@ const shutdown = (code: number): Promise<void> =>
   (stopping ??= (async () => {
     await supervisor?.stop();
     await natsSupervisor?.stop();
+    await closeStripe?.();
     await closeIdp?.();
     process.exit(code);
   })());
@@ -106,6 +109,18 @@ if (config.DEV_NATS_PERMISSIONS) {
 
 const idp = await startJwksServer([keys.assertionKey], config.DEV_IDP_PORT);
 closeIdp = () => idp.close();
+if (await portAnswers(config.DEV_STRIPE_PORT)) {
+  process.stderr.write(`up: port ${config.DEV_STRIPE_PORT} is taken (a fake Stripe left from an earlier run?); stop it or set DEV_STRIPE_PORT\n`);
+  await shutdown(1);
+}
+const gatewayUrl = `http://127.0.0.1:${config.GATEWAY_PORT}`;
+// Billing's Stripe is the local fake, with the kept dev keys; its events go to billing through the gateway, as Stripe's would.
+const stripe = await startDevStripe(
+  { apiKeyFile: keys.stripeApiKeyFile, webhookSecretFile: keys.stripeWebhookSecretFile },
+  config.DEV_STRIPE_PORT,
+  stripeWebhookUrl(gatewayUrl),
+);
+closeStripe = () => stripe.close();
 const wiring: PlatformWiring = {
   layout,
   poolSize: config.DB_POOL_SIZE,
@@ -120,6 +135,7 @@ const wiring: PlatformWiring = {
   roleGroups: config.PLATFORM_ROLE_GROUPS,
   logLevel: config.LOG_LEVEL,
   ...(nats ? { nats } : {}),
+  stripe: { apiKeyFile: keys.stripeApiKeyFile, webhookSecretFile: keys.stripeWebhookSecretFile, apiUrl: stripe.url },
   gatewayOverrides: {
     RATE_LIMITS: JSON.stringify({
       default: { limit: config.DEV_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 },
@@ -138,7 +154,6 @@ if (stopping) await stopping;
 const running = superviseServices(services, REPO_ROOT, giveUp);
 supervisor = running;
 
-const gatewayUrl = `http://127.0.0.1:${config.GATEWAY_PORT}`;
 const deadline = Date.now() + 60_000;
 for (;;) {
   if (stopping) await stopping;
@@ -161,7 +176,8 @@ const query = JSON.stringify({
 process.stdout.write(`
 AI Factory is up.
   gateway:   ${gatewayUrl}/graphql
-  dev IdP:   ${idp.url}${nats ? `\n  NATS:      ${nats.url} (per-service users, ${path.relative(REPO_ROOT, NATS_SERVER_CONFIG)})` : ''}
+  dev IdP:   ${idp.url}
+  Stripe:    ${stripe.url} (the local fake; a checkout session's url is its payment page)${nats ? `\n  NATS:      ${nats.url} (per-service users, ${path.relative(REPO_ROOT, NATS_SERVER_CONFIG)})` : ''}
   demo org:  ${seeded.organizationId}
 
 Try it as the demo org's admin (org_admin through the seed; npm run dev:token makes their dev assertion):

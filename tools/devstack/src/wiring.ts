@@ -1,5 +1,6 @@
 import { ConfigError } from '@aifactory/config';
 import { appDatabaseUrl, type DatabaseLayout } from '@aifactory/db-tools';
+import type { StripeWiring } from './dev-stripe.js';
 
 /** Everything that ties the processes of one platform together. */
 export interface PlatformWiring {
@@ -41,6 +42,8 @@ export interface PlatformWiring {
    * without credentials.
    */
   nats?: { url: string; passwords: Record<string, string> };
+  /** Billing's Stripe: the local fake's address and the files of its key and webhook secret (startPlatform makes its own). */
+  stripe?: StripeWiring;
 }
 
 /** One service's NATS_URL, NATS_USER and NATS_PASSWORD; none when the wiring names no NATS. */
@@ -67,6 +70,11 @@ export function subgraphEnvironment(wiring: PlatformWiring, subgraph: string, po
   };
   if (wiring.eventSubjectPrefix !== undefined) environment.EVENT_SUBJECT_PREFIX = wiring.eventSubjectPrefix;
   if (subgraph === 'iam') environment.API_KEY_PEPPER_FILE = wiring.apiKeyPepperFile;
+  if (subgraph === 'billing' && wiring.stripe !== undefined) {
+    environment.STRIPE_API_KEY_FILE = wiring.stripe.apiKeyFile;
+    environment.STRIPE_WEBHOOK_SECRET_FILE = wiring.stripe.webhookSecretFile;
+    environment.STRIPE_API_URL = wiring.stripe.apiUrl;
+  }
   const credential = wiring.serviceCredentialFiles?.[subgraph];
   if (credential !== undefined) environment.SERVICE_CREDENTIAL_FILE = credential;
   if (wiring.serviceUrls !== undefined) {

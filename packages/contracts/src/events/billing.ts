@@ -60,4 +60,36 @@ export const balanceDepletedV1 = defineEvent({
   payload: balanceDepletedPayloadSchema,
 });
 
-export const BILLING_EVENTS = [balanceLowWarningV1, balanceDepletedV1] as const;
+export const balanceCreditedPayloadSchema = z.object({
+  organizationId: z.uuid(),
+  paymentSessionId: z.uuid(),
+  /** The ledger posting that credited it: `payment:<paymentSessionId>`. */
+  postingId: z.string().min(1),
+  /** What the payment credited, in minor units: always above zero. */
+  amount: z.string().regex(/^[1-9][0-9]*$/),
+  /** ISO 4217, the organization's billing currency. */
+  currency: z.string().regex(/^[A-Z]{3}$/),
+  /** The organization's paid balance right after the credit (promotional credit apart); below zero when usage had taken it there. */
+  balance: z.object({ paid: minorUnits }),
+});
+export type BalanceCreditedPayload = z.infer<typeof balanceCreditedPayloadSchema>;
+
+/**
+ * A Stripe payment credited an organization's balance (seed 004:
+ * balance_credited), written in the transaction that posts the credit. Its
+ * aggregate is the payment session, not the organization balance: the
+ * balance alerts own that aggregate's versions, and a session is credited at
+ * most once, so the event is always version 1 of its session and the
+ * outbox's unique aggregate version refuses a second announcement.
+ */
+export const balanceCreditedV1 = defineEvent({
+  type: 'platform.billing.balance.credited',
+  version: 1,
+  subject: `${SUBJECT_FAMILIES.platformBilling}.balance.credited`,
+  kind: 'state',
+  aggregateType: 'payment_session',
+  description: "A paid Stripe checkout credited an organization's balance.",
+  payload: balanceCreditedPayloadSchema,
+});
+
+export const BILLING_EVENTS = [balanceLowWarningV1, balanceDepletedV1, balanceCreditedV1] as const;

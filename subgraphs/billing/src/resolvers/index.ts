@@ -7,6 +7,9 @@ import type { BillingContext } from './context.js';
 import { ledgerHistoryResolvers } from './ledger-history.js';
 import { priceBookResolvers } from './price-books.js';
 import { usageResolvers } from './usage.js';
+import { paymentResolvers } from './payments.js';
+import { refundResolvers } from './refunds.js';
+import { stripeWebhookEventResolvers } from './stripe-webhooks.js';
 
 export type { BillingContext } from './context.js';
 
@@ -41,4 +44,7 @@ export const resolvers: GraphQLResolverMap<BillingContext> = mergeResolvers(
   priceBookResolvers,
   adminCreditResolvers,
   usageResolvers,
+  paymentResolvers,
+  refundResolvers,
+  stripeWebhookEventResolvers,
 );

@@ -15,6 +15,7 @@ import { startUsageIngestion } from './usage-ingestion.js';
 import { usagePolicyFrom } from '../domain/usage-ingestion.js';
 import { UsagePeriodCloses } from '../domain/usage-period-close.js';
 import { startUsagePeriodClose } from './usage-period-close.js';
+import { startStripeEventWorker, startStripeReachabilityProbe } from './stripe-events.js';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -37,6 +38,9 @@ export async function startBillingWorkers(services: BillingServices, config: Bil
         metrics: connected.metrics,
       }),
     );
+    services.paymentMetrics.attach(connected.metrics);
+    started.push(startStripeEventWorker({ processor: services.stripeEvents, everyMs: config.BILLING_WEBHOOK_POLL_INTERVAL_MS, logger: connected.logger }));
+    started.push(startStripeReachabilityProbe({ provider: services.paymentProvider, metrics: services.paymentMetrics, logger: connected.logger }));
     services.reservations.attachMetrics(connected.metrics);
     started.push(startReservationExpiry({ reservations: services.reservations, metrics: connected.metrics, logger: connected.logger }));
     started.push(

@@ -16,6 +16,8 @@ export const REGISTRY_MIGRATIONS: ReadonlyArray<{ since: number | null; folder: 
   // Issue 16: billing's scopes, policy keys, audit actions and the products' service identities.
   { since: 8, folder: '0008_registry_billing_ledger' },
   { since: 9, folder: '0009_registry_billing_usage' },
+  // Issue 18: payments' policy keys and audit actions.
+  { since: 10, folder: '0010_registry_billing_payments' },
 ];
 
 /** The SQL of one registry migration: 0004's initial rows, or the rows marked with its `since`. */

@@ -1,0 +1,308 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { Access } from '@aifactory/authz';
+import { systemClock, type Clock } from '@aifactory/clock';
+import type { Actor } from '@aifactory/contracts';
+import { AppError, isAppError, parseInput } from '@aifactory/errors';
+import type { Principal } from '@aifactory/service-auth';
+import { actorOf } from '@aifactory/subgraph-kit';
+import { LedgerStore } from '../data/ledger-store.js';
+import { RefundStore, type RefundablePayment, type RefundRequestRecord } from '../data/refunds-store.js';
+import { inTransaction, type Tx } from '../data/transactions.js';
+import type { PolicySource } from './admin-credit.js';
+import { recordAudit } from './audit.js';
+import type { Ledger, PostingResult } from './ledger.js';
+import { parseAmount } from './money.js';
+import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
+import type { PaymentProvider, ProviderRefund } from './payment-provider.js';
+import { freshPolicySnapshot, refundWindowSeconds } from './payment-policy.js';
+import { BILLING_ADMIN } from './price-books.js';
+import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
+
+const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
+
+const refundInput = z.object({
+  paymentSessionId: z.uuid(),
+  amount: z.string(),
+  reason: z.string().trim().min(1).max(500),
+  idempotencyKey: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits or . _ : - (a UUID serves)'),
+});
+
+export type RefundPaymentInput = z.input<typeof refundInput>;
+
+const chargeObject = z.object({
+  id: z.string().min(1),
+  payment_intent: z.union([z.string(), z.object({ id: z.string() })]).nullish(),
+});
+
+/** Who refunds: the request's principal, its authorization and correlation id, and the policy it is judged under. */
+export interface RefundingCaller {
+  principal: Principal;
+  access: Access;
+  correlationId: string;
+  accessModel: PolicySource;
+}
+
+/**
+ * Refunds of credited Stripe payments (`refundPayment`, `charge.refunded`).
+ * A platform admin's refund is a request that goes requested -> submitted
+ * -> refunded -> posted (or failed when Stripe refuses it); it is allowed
+ * within `billing.refund.window` of the credit and up to the unspent paid
+ * balance, never promotional credit. The posting id is
+ * `refund:<stripe refund id>`, so our refund and Stripe's charge.refunded
+ * for it post once between them, whichever comes first.
+ */
+export class Refunds {
+  private readonly store = new RefundStore();
+  private readonly funds = new LedgerStore();
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly ledger: Ledger,
+    private readonly provider: PaymentProvider,
+    private readonly options: { subjectPrefix: string; clock?: Clock },
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Records the request and its audit record in one transaction that holds
+   * the organization's funds row, the lock every posting takes first, so
+   * concurrent refunds and charges see each other; then asks Stripe (no
+   * connection held) and posts. The same idempotency key again returns the
+   * request and carries an unfinished one on: Stripe is called with
+   * `refund:<request id>`, so it refunds once however often it is asked.
+   */
+  async refundPayment(caller: RefundingCaller, input: RefundPaymentInput): Promise<RefundRequestRecord> {
+    const valid = parseInput(refundInput, input);
+    const amount = parseAmount(valid.amount, 'amount');
+    caller.access.requireHolds(BILLING_ADMIN);
+    const payment = await this.store.payment(this.pool, valid.paymentSessionId);
+    if (!payment) {
+      throw new AppError('BILLING_PAYMENT_SESSION_NOT_FOUND', 'No such payment session', { details: { paymentSessionId: valid.paymentSessionId } });
+    }
+    const { organizationId } = payment;
+    caller.access.require(BILLING_ADMIN, { organizationId });
+    // Immutable account facts, read before the transactions: each then needs its one connection only.
+    const accounts = await this.ledger.organizationAccounts(organizationId);
+    await this.ledger.accounts.platformAccount('refunds', accounts.currency);
+
+    const recorded = await inTransaction(this.pool, async (tx) => {
+      const funds = (await this.funds.lockFunds(tx, [organizationId])).get(organizationId);
+      if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId } });
+      const current = (await this.store.payment(tx, payment.id))!;
+      const earlier = await this.store.byKey(tx, current.id, valid.idempotencyKey);
+      if (earlier) {
+        if (earlier.amount !== amount) {
+          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was already used for another refund of this payment', {
+            details: { idempotencyKey: valid.idempotencyKey, refundRequestId: earlier.id },
+          });
+        }
+        return { request: earlier, payment: current };
+      }
+      this.checkRefundable(caller, current);
+      const refundable = current.creditedAmount - (await this.store.refundedOfPayment(tx, current.id));
+      if (amount > refundable) {
+        throw new AppError('BILLING_REFUND_EXCEEDS_PAYMENT', 'The refund is more than what is left of the payment', {
+          details: { paymentSessionId: current.id, refundable: refundable.toString() },
+        });
+      }
+      // Promotional credit is never refunded: only the paid balance counts, less refunds already on their way out.
+      const unspentPaid = funds.paid - (await this.store.inFlightOfOrganization(tx, organizationId));
+      if (amount > unspentPaid) {
+        throw new AppError('BILLING_REFUND_EXCEEDS_BALANCE', "The refund is more than the organization's unspent paid balance", {
+          details: { organizationId, unspentPaid: (unspentPaid > 0n ? unspentPaid : 0n).toString() },
+        });
+      }
+      const created = await this.store.insert(tx, {
+        id: randomUUID(),
+        organizationId,
+        paymentSessionId: current.id,
+        amount,
+        currency: current.currency,
+        idempotencyKey: valid.idempotencyKey,
+        reason: valid.reason,
+        requestedBy: actorOf(caller.principal),
+        correlationId: caller.correlationId,
+      });
+      await recordAudit(
+        tx,
+        {
+          action: 'billing.payment.refund',
+          caller,
+          scope: BILLING_ADMIN,
+          resource: { organizationId, type: 'payment_session', id: current.id },
+          reason: valid.reason,
+          details: {
+            refundRequestId: created.id,
+            paymentSessionId: current.id,
+            amount: amount.toString(),
+            currency: current.currency,
+            idempotencyKey: valid.idempotencyKey,
+          },
+        },
+        { subjectPrefix: this.options.subjectPrefix },
+      );
+      return { request: created, payment: current };
+    });
+    return this.carryOn(recorded.request, recorded.payment);
+  }
+
+  /** The organization's refund requests, oldest first (platform admins). */
+  async requests(access: Access, organizationId: string, args: { first?: number | null; after?: string | null }): Promise<Connection<RefundRequestRecord>> {
+    const page = pageRequest('id', args);
+    if (!z.uuid().safeParse(organizationId).success) return emptyConnection();
+    access.require(BILLING_ADMIN, { organizationId });
+    const rows = await this.store.page(this.pool, organizationId, page.after, page.first + 1);
+    return connectionOf('id', rows, page, (row) => row.id);
+  }
+
+  /**
+   * `charge.refunded`: every succeeded refund of the charge is posted once.
+   * Ours (known by its Stripe id, or by the request id Stripe keeps in its
+   * metadata when the webhook overtook our own record of Stripe's answer)
+   * advances to posted; one made at Stripe is recorded as an origin
+   * `stripe` request and posted even below a zero paid balance, since the
+   * money is gone, and the event is flagged for finance when it did.
+   */
+  async recordChargeRefunded(event: StoredStripeEvent): Promise<StripeEventOutcome> {
+    const charge = parseInput(chargeObject, event.object);
+    const paymentIntentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : (charge.payment_intent?.id ?? null);
+    const payment = paymentIntentId === null ? undefined : await this.store.paymentByIntent(this.pool, paymentIntentId);
+    if (!payment) return { flag: 'unknown_payment' };
+    const outcome: StripeEventOutcome = { organizationId: payment.organizationId, paymentSessionId: payment.id };
+    const accounts = await this.ledger.organizationAccounts(payment.organizationId);
+    await this.ledger.accounts.platformAccount('refunds', accounts.currency);
+    let overdrawn = false;
+    for (const refund of await this.provider.listRefunds(charge.id)) {
+      if (refund.status !== 'succeeded') continue;
+      if (await inTransaction(this.pool, (tx) => this.postStripeRefundIn(tx, payment, refund, event.correlationId))) overdrawn = true;
+    }
+    return overdrawn ? { ...outcome, flag: 'refund_exceeds_balance' } : outcome;
+  }
+
+  private checkRefundable(caller: RefundingCaller, payment: RefundablePayment): void {
+    if (payment.status !== 'credited' || payment.creditedAt === null || payment.stripePaymentIntentId === null) {
+      throw new AppError('BILLING_PAYMENT_NOT_REFUNDABLE', 'Only a credited payment can be refunded', {
+        details: { paymentSessionId: payment.id, status: payment.status },
+      });
+    }
+    const windowSeconds = refundWindowSeconds(freshPolicySnapshot(caller.accessModel, payment.organizationId));
+    const closesAt = new Date(payment.creditedAt.getTime() + windowSeconds * 1000);
+    if (this.clock.nowMs() > closesAt.getTime()) {
+      throw new AppError('BILLING_REFUND_WINDOW_EXCEEDED', 'The refund window of this payment has passed (billing.refund.window)', {
+        details: { paymentSessionId: payment.id, creditedAt: payment.creditedAt.toISOString(), closedAt: closesAt.toISOString() },
+      });
+    }
+  }
+
+  /** Takes a request from where it stands to posted, as far as Stripe lets it. */
+  private async carryOn(request: RefundRequestRecord, payment: RefundablePayment): Promise<RefundRequestRecord> {
+    let current = request;
+    if (current.status === 'requested' || current.status === 'submitted') current = await this.submit(current, payment);
+    if (current.status === 'refunded') current = await this.post(current);
+    return current;
+  }
+
+  /**
+   * Asks Stripe for the refund. Stripe unreachable: the request stays as it
+   * is and the call fails with PAYMENT_PROVIDER_UNAVAILABLE, for a retry
+   * with the key; Stripe refusing: the request fails with its reason.
+   */
+  private async submit(request: RefundRequestRecord, payment: RefundablePayment): Promise<RefundRequestRecord> {
+    let refund: ProviderRefund;
+    try {
+      refund = await this.provider.createRefund(
+        { paymentIntentId: payment.stripePaymentIntentId!, amount: request.amount, refundRequestId: request.id, organizationId: request.organizationId },
+        `refund:${request.id}`,
+      );
+    } catch (error) {
+      if (!isAppError(error) || error.code !== 'PAYMENT_PROVIDER_REFUSED') throw error;
+      const code = typeof error.details?.['code'] === 'string' ? `${error.details['code']}: ` : '';
+      return this.settled(request, (tx) => this.store.recordFailed(tx, request.id, null, `${code}${error.message}`));
+    }
+    if (refund.status === 'failed' || refund.status === 'canceled') {
+      return this.settled(request, (tx) => this.store.recordFailed(tx, request.id, refund.id, `Stripe reports the refund ${refund.status}`));
+    }
+    return this.settled(request, (tx) => this.store.recordSubmitted(tx, request.id, refund.id, refund.status === 'succeeded'));
+  }
+
+  /** Records Stripe's answer; a request its webhook moved on meanwhile is returned as it now is. */
+  private settled(request: RefundRequestRecord, record: (tx: Tx) => Promise<RefundRequestRecord | undefined>): Promise<RefundRequestRecord> {
+    return inTransaction(this.pool, async (tx) => (await record(tx)) ?? (await this.store.byId(tx, request.id))!);
+  }
+
+  /** Posts a refunded request, unless its webhook posted it first. */
+  private post(request: RefundRequestRecord): Promise<RefundRequestRecord> {
+    return inTransaction(this.pool, async (tx) => {
+      await this.funds.lockFunds(tx, [request.organizationId]);
+      const current = (await this.store.byId(tx, request.id))!;
+      if (current.status !== 'refunded') return current;
+      const posted = await this.postRefundIn(tx, current, current.stripeRefundId!, current.requestedBy ?? WEBHOOK_ACTOR, false);
+      return this.store.recordPosted(tx, current.id, current.stripeRefundId!, posted.posting.id);
+    });
+  }
+
+  /** One succeeded refund seen in charge.refunded; true when its posting took the paid balance below zero. */
+  private async postStripeRefundIn(tx: Tx, payment: RefundablePayment, refund: ProviderRefund, correlationId: string): Promise<boolean> {
+    const funds = (await this.funds.lockFunds(tx, [payment.organizationId])).get(payment.organizationId);
+    if (!funds) throw new AppError('BILLING_ORGANIZATION_UNKNOWN', 'Billing has no accounts for this organization yet', { details: { organizationId: payment.organizationId } });
+    let request = (await this.store.byStripeRefundId(tx, refund.id)) ?? (await this.ourRequestNamedBy(tx, payment, refund));
+    if (request?.status === 'posted') return false;
+    request ??= await this.store.insertFromStripe(tx, {
+      id: randomUUID(),
+      organizationId: payment.organizationId,
+      paymentSessionId: payment.id,
+      amount: refund.amount,
+      currency: payment.currency,
+      stripeRefundId: refund.id,
+      correlationId,
+    });
+    const overdrawn = funds.paid < refund.amount;
+    const posted = await this.postRefundIn(tx, { ...request, amount: refund.amount, correlationId }, refund.id, request.requestedBy ?? WEBHOOK_ACTOR, overdrawn);
+    await this.store.recordPosted(tx, request.id, refund.id, posted.posting.id);
+    return posted.created && overdrawn;
+  }
+
+  /** Our request a Stripe refund names in its metadata, when it is one of this payment's. */
+  private async ourRequestNamedBy(tx: Tx, payment: RefundablePayment, refund: ProviderRefund): Promise<RefundRequestRecord | undefined> {
+    const id = refund.metadata['refundRequestId'];
+    if (id === undefined || !z.uuid().safeParse(id).success) return undefined;
+    const request = await this.store.byId(tx, id);
+    return request?.paymentSessionId === payment.id ? request : undefined;
+  }
+
+  /** `refund:<stripe refund id>`: the organization's customer balance to the platform's refunds account. */
+  private async postRefundIn(
+    tx: Tx,
+    request: Pick<RefundRequestRecord, 'id' | 'organizationId' | 'paymentSessionId' | 'amount' | 'reason' | 'correlationId'>,
+    stripeRefundId: string,
+    actor: Actor,
+    flagged: boolean,
+  ): Promise<PostingResult> {
+    const accounts = await this.ledger.organizationAccounts(request.organizationId, tx);
+    const refunds = await this.ledger.accounts.platformAccount('refunds', accounts.currency, tx);
+    const [result] = await this.ledger.postIn(tx, [
+      {
+        id: `refund:${stripeRefundId}`,
+        kind: 'refund',
+        currency: accounts.currency,
+        organizationId: request.organizationId,
+        transfers: [{ debitAccountId: accounts.customer_balance.id, creditAccountId: refunds.id, amount: request.amount, code: 'refund' }],
+        description: request.reason,
+        metadata: { refundRequestId: request.id, paymentSessionId: request.paymentSessionId, stripeRefundId },
+        flagged,
+        actor,
+        correlationId: request.correlationId,
+      },
+    ]);
+    return result!;
+  }
+}
+
+/** The Stripe event handlers of refunds, for the webhook worker's handler map. */
+export function refundEventHandlers(refunds: Refunds): StripeEventHandlers {
+  return { 'charge.refunded': (event) => refunds.recordChargeRefunded(event) };
+}
