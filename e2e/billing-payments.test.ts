@@ -78,7 +78,13 @@ describe('payments with Stripe through the running platform', () => {
     // Stripe delivering the same event again: 200, nothing else happens.
     const again = await t.stripe.deliver(completed);
     expect(again.status).toBe(200);
-    const tampered = await t.stripe.deliver(completed, { mutate: (body) => body.replace('"amount_total":5000', '"amount_total":50000') });
+    const tampered = await t.stripe.deliver(completed, {
+      mutate: (body) => {
+        const raised = body.replace(/("amount_total":\s*)5000\b/, '$150000');
+        expect(raised).not.toBe(body);
+        return raised;
+      },
+    });
     expect(tampered.status).toBe(400);
     const credited = await db.query<{ count: number }>(
       "SELECT count(*)::int AS count FROM billing.outbox_events WHERE type = 'platform.billing.balance.credited' AND organization_id = $1",
