@@ -23,6 +23,12 @@
 //   usage events from JetStream publish to posted ledger (ingestion + BullMQ rating) against raw
 //   JetStream publishes of the same events, with ingest and rating lags and a zero-loss check;
 //   a private database, stream prefixes and Redis keys of its own
+// npm run bench -- webhooks [--sessions 400 --organizations 20 --deliveries 2000 --disputes 20 --refunds 20
+//                             --concurrency 16 --probe 2 --duration 6 --rounds 4 --pool 10]
+//   Stripe webhooks through the gateway in a burst (completions, disputes, refunds, re-deliveries) from the
+//   platform's fake Stripe: ack times, processing lag against seed 002's 60 s, throughput, a zero-loss and
+//   no-double-credit check, and a fresh webhook against a plain GraphQL request side by side; a private
+//   database, stream prefix and Redis keys of its own
 // Each command is loaded on its own, so one needs only what it uses built.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'gateways') {
@@ -35,6 +41,8 @@ if (command === 'gateways') {
   process.exitCode = await (await import('./ledger-bench.js')).runLedgerBench(rest);
 } else if (command === 'usage') {
   process.exitCode = await (await import('./usage-bench.js')).runUsageBench(rest);
+} else if (command === 'webhooks') {
+  process.exitCode = await (await import('./webhook-bench.js')).runWebhookBench(rest);
 } else if (command === 'events') {
   process.exitCode = await (await import('./event-bench.js')).runEventBench(rest);
 } else {
