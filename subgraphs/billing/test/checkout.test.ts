@@ -126,7 +126,7 @@ describe('createCheckoutSession', () => {
     const caller = pay.checkoutCaller(organizationId, { idempotencyKey: undefined });
 
     expect(await codeOf(pay.checkout.createCheckoutSession(caller, { organizationId, amount: '2500' }))).toBe('IDEMPOTENCY_KEY_REQUIRED');
-    expect(await codeOf(pay.checkout.createCheckoutSession({ ...caller, idempotencyKey: 'has spaces' }, { organizationId, amount: '2500' }))).toBe(
+    expect(await codeOf(pay.checkout.createCheckoutSession({ ...caller, idempotencyKey: 'k'.repeat(256) }, { organizationId, amount: '2500' }))).toBe(
       'IDEMPOTENCY_KEY_INVALID',
     );
   });

@@ -132,6 +132,21 @@ describe('payment disputes', () => {
     expect(await disputeRow('dp_unknown')).toBeUndefined();
   });
 
+  it('holds nothing for a dispute of a payment billing never credited (it failed to reconcile), and flags it and its close', async () => {
+    const { organizationId } = await pf.fx.organization({ paid: 5_000n });
+    const created = await pf.checkout.createCheckoutSession(pf.checkoutCaller(organizationId), { organizationId, amount: '3000' });
+    await pf.handle(await pf.stripe.completeCheckout(created.stripeSessionId, { amountTotal: 2_900 }));
+    const session = (await pf.store.find(created.id))!;
+    expect(session.status).toBe('failed_reconcile');
+    const opened = await pf.stripe.openDispute(session.stripePaymentIntentId!);
+    const flagged = { organizationId, paymentSessionId: session.id, flag: 'payment_not_credited' };
+
+    expect(await pf.handle(opened, handlers)).toEqual(flagged);
+    expect(await pf.handle(await pf.stripe.closeDispute(disputeIdOf(opened), 'lost'), handlers)).toEqual(flagged);
+    expect(await moneyOf(organizationId)).toEqual({ paid: 5_000n, held: 0n });
+    expect(await disputeRow(disputeIdOf(opened))).toBeUndefined();
+  });
+
   it("lists an organization's disputes in the order they were held, to whoever reads its billing", async () => {
     const { organizationId } = await pf.fx.organization();
     const { paymentIntentId: first } = await pf.creditedPayment(organizationId, 1_000n);

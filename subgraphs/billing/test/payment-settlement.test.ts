@@ -14,6 +14,7 @@ import type { PaymentSessionRecord } from '../src/data/payment-sessions-store.js
 import { orgAdmin, platformAdmin, projectMember } from './billing-access.js';
 import { codeOf } from './billing-fixture.js';
 import { startPaymentFixture, type PaymentFixture } from './payment-fixture.js';
+import { eventually } from './rating-fixture.js';
 
 let pay: PaymentFixture;
 
@@ -144,6 +145,18 @@ describe('checkout.session.completed', () => {
     expect(await creditedEvents(session.id)).toEqual([]);
   });
 
+  it('flags the mismatch again when its event is handled again (the worker died before recording the outcome)', async () => {
+    const session = await checkedOut(2500n);
+    const event = await pay.stripe.completeCheckout(session.stripeSessionId, { amountTotal: 2400 });
+    await pay.handle(event);
+
+    const again = await pay.handle(event);
+
+    expect(again).toEqual({ organizationId: session.organizationId, paymentSessionId: session.id, flag: 'amount_mismatch' });
+    expect((await current(session)).status).toBe('failed_reconcile');
+    expect(await paidBalance(session.organizationId)).toBe(0n);
+  });
+
   it('waits when the checkout completed unpaid: checkout_completed, nothing credited', async () => {
     const session = await checkedOut(2500n);
 
@@ -198,6 +211,19 @@ describe('checkout.session.expired', () => {
     expect(await paidBalance(session.organizationId)).toBe(0n);
   });
 
+  it('flags a paid completion of a session it expired: money Stripe reports taken that billing does not credit', async () => {
+    const session = await checkedOut();
+    await pay.handle(await pay.stripe.expireCheckout(session.stripeSessionId));
+
+    const outcome = await pay.handle(
+      stripeEvent('checkout.session.completed', { id: session.stripeSessionId, payment_status: 'paid', amount_total: 2500, currency: 'usd', metadata: {} }),
+    );
+
+    expect(outcome).toEqual({ organizationId: session.organizationId, paymentSessionId: session.id, flag: 'paid_not_credited' });
+    expect((await current(session)).status).toBe('expired');
+    expect(await paidBalance(session.organizationId)).toBe(0n);
+  });
+
   it('leaves a credited session credited', async () => {
     const { organizationId } = await pay.fx.organization();
     const { session } = await pay.creditedPayment(organizationId, 1500n);
@@ -221,6 +247,49 @@ describe('an event for a session billing does not know', () => {
 
     expect(outcome).toEqual({ flag: 'stripe_session_mismatch', organizationId: session.organizationId, paymentSessionId: session.id });
     expect((await current(session)).status).toBe('initiated');
+  });
+});
+
+describe('lock order', () => {
+  it('credits a session while a ledger writer holding the funds row records a dispute of it, without a deadlock', async () => {
+    const session = await checkedOut(2500n);
+    await pay.handle(await pay.stripe.completeCheckout(session.stripeSessionId, { paid: false }));
+    const succeeded = await pay.stripe.asyncPaymentSucceeded(session.stripeSessionId);
+    // As a dispute or a refund of Stripe's is recorded: the funds row first, then a row whose foreign key names the session.
+    const writer = await pay.fx.db.admin();
+    try {
+      await writer.query('SET search_path TO billing');
+      await writer.query('BEGIN');
+      // Should the two wait on each other, this side is the one Postgres finds and refuses (its wait is the shorter).
+      await writer.query("SET LOCAL deadlock_timeout = '10ms'");
+      await writer.query('SELECT paid FROM organization_funds WHERE organization_id = $1 FOR UPDATE', [session.organizationId]);
+      const { rows } = await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const settling = pay.handle(succeeded);
+      await eventually('the settlement to wait for the funds row', async () => {
+        const { rowCount } = await pay.fx.admin.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [rows[0]!.pid]);
+        return rowCount === 0 ? undefined : true;
+      });
+
+      const recorded = await writer
+        .query("INSERT INTO payment_disputes (id, organization_id, payment_session_id, amount, currency, hold_posting_id) VALUES ($1, $2, $3, 100, 'USD', $4)", [
+          'dp_lock_order',
+          session.organizationId,
+          session.id,
+          'dispute-hold:dp_lock_order',
+        ])
+        .then(
+          () => 'recorded',
+          (error: { code?: string }) => `refused ${error.code}`,
+        );
+      await writer.query('ROLLBACK');
+
+      expect(recorded).toBe('recorded');
+      await settling;
+    } finally {
+      await writer.end();
+    }
+    expect(await current(session)).toMatchObject({ status: 'credited' });
+    expect(await paidBalance(session.organizationId)).toBe(2_500n);
   });
 });
 

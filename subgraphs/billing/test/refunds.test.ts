@@ -8,11 +8,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { StripeEventJson } from '@aifactory/stripe-fake';
+import type { PaymentProvider, ProviderRefund } from '../src/domain/payment-provider.js';
 import { Refunds, refundEventHandlers, type RefundPaymentInput } from '../src/domain/refunds.js';
-import type { StripeEventHandlers } from '../src/domain/stripe-events.js';
+import { Reservations } from '../src/domain/reservations.js';
+import type { StoredStripeEvent, StripeEventHandlers } from '../src/domain/stripe-events.js';
 import { orgAdmin, platformAdmin, policySource } from './billing-access.js';
 import { codeOf, testActor } from './billing-fixture.js';
 import { startPaymentFixture, storedEvent, type PaymentFixture, type TestPolicySource } from './payment-fixture.js';
+import { knownProject, policySnapshot, policySource as reservationPolicy } from './reservation-fixture.js';
 
 let pf: PaymentFixture;
 let refunds: Refunds;
@@ -103,6 +106,35 @@ async function spendPaid(organizationId: string, amount: bigint): Promise<void> 
       actor: testActor,
     },
   ]);
+}
+
+/**
+ * The fixture's Stripe as billing would see it when Stripe reports refunds
+ * pending (bank refunds, some cards): `statuses` says what Stripe reports of
+ * each refund id (default pending); `forgetKeys` makes Stripe forget
+ * idempotency keys, as it does after 24 hours.
+ */
+function slowRefunds() {
+  const statuses = new Map<string, ProviderRefund['status']>();
+  const keys: string[] = [];
+  const control = { forgetKeys: false };
+  const reported = (refund: ProviderRefund): ProviderRefund => ({ ...refund, status: statuses.get(refund.id) ?? 'pending' });
+  const provider: PaymentProvider = Object.assign(Object.create(pf.provider) as PaymentProvider, {
+    createRefund: async (input: Parameters<PaymentProvider['createRefund']>[0], key: string) => {
+      keys.push(key);
+      return reported(await pf.provider.createRefund(input, control.forgetKeys ? `${key}:${keys.length}` : key));
+    },
+    listRefunds: async (chargeId: string) => (await pf.provider.listRefunds(chargeId)).map(reported),
+  });
+  const slow = new Refunds(pf.fx.database.pool, pf.fx.ledger, provider, { subjectPrefix: pf.subjectPrefix });
+  return { refunds: slow, handlers: refundEventHandlers(slow), statuses, keys, control };
+}
+
+/** Stripe's charge.refund.updated (or another event of `type` carrying the refund) for a refund at the fake. */
+function refundUpdated(stripeRefundId: string, type = 'charge.refund.updated'): StoredStripeEvent {
+  const refund = pf.stripe.refunds().find((candidate) => candidate.id === stripeRefundId)!;
+  const id = `evt_${randomUUID().replaceAll('-', '')}`;
+  return { id, type, object: { ...refund }, stripeCreatedAt: new Date(), receivedAt: new Date(), correlationId: `stripe-${id}` };
 }
 
 describe('refundPayment', () => {
@@ -210,6 +242,33 @@ describe('refundPayment', () => {
     expect(await paidOf(organizationId)).toEqual({ paid: 0n, promotional: 10_000n });
   });
 
+  it('keeps what reservations hold of the paid balance out of a refund: their charges take promotional credit first, then paid', async () => {
+    const org = await pf.fx.organization({ promotional: 1_000n });
+    const { organizationId } = org;
+    const { session } = await pf.creditedPayment(organizationId, 3_000n);
+    await knownProject(pf.fx, org);
+    // Usage under way holds 3 000: 1 000 of it will be charged to promotional credit, 2 000 to the paid balance.
+    const reservations = new Reservations(pf.fx.database.pool, pf.fx.ledger);
+    await reservations.reserve(
+      {
+        caller: 'gpuaas',
+        organizationId,
+        projectId: org.projectId,
+        amount: 3_000n,
+        ttlSeconds: 600,
+        idempotencyKey: randomUUID(),
+        actor: testActor,
+        correlationId: `corr-${randomUUID()}`,
+      },
+      reservationPolicy([policySnapshot(organizationId)]),
+    );
+
+    const above = await refunds.refundPayment(asAdmin(), refundOf(session.id, 1_001n)).catch((error: unknown) => error);
+    expect(above).toMatchObject({ code: 'BILLING_REFUND_EXCEEDS_BALANCE', details: { organizationId, unspentPaid: '1000' } });
+    expect(await refunds.refundPayment(asAdmin(), refundOf(session.id, 1_000n))).toMatchObject({ status: 'posted' });
+    expect(await paidOf(organizationId)).toEqual({ paid: 2_000n, promotional: 1_000n });
+  });
+
   it('lets concurrent refunds take no more than the unspent paid balance between them', async () => {
     const { organizationId } = await pf.fx.organization();
     const { session: one } = await pf.creditedPayment(organizationId, 3_000n);
@@ -247,6 +306,62 @@ describe('refundPayment', () => {
     expect(pf.stripe.refunds().filter((refund) => refund.payment_intent === paymentIntentId)).toHaveLength(1);
     expect(await paidOf(organizationId)).toEqual({ paid: 1_500n, promotional: 0n });
     expect(await refundAudits(organizationId)).toHaveLength(1);
+  });
+
+  it('posts a refund Stripe reported pending once charge.refund.updated says it succeeded', async () => {
+    const { organizationId } = await pf.fx.organization();
+    const { session } = await pf.creditedPayment(organizationId, 3_000n);
+    const slow = slowRefunds();
+
+    const submitted = await slow.refunds.refundPayment(asAdmin(), refundOf(session.id, 1_000n));
+    expect(submitted).toMatchObject({ status: 'submitted', stripeRefundId: expect.stringMatching(/^re_/) });
+    // charge.refunded came while the refund was pending: nothing to post yet.
+    await pf.handle(chargeRefundedFor(submitted.id), slow.handlers);
+    expect(await paidOf(organizationId)).toEqual({ paid: 3_000n, promotional: 0n });
+
+    slow.statuses.set(submitted.stripeRefundId!, 'succeeded');
+    const event = refundUpdated(submitted.stripeRefundId!);
+    expect(await slow.handlers['charge.refund.updated']?.(event)).toEqual({ organizationId, paymentSessionId: session.id });
+    expect(await slow.handlers['charge.refund.updated']?.(event)).toEqual({ organizationId, paymentSessionId: session.id });
+    expect(await requestsOf(session.id)).toEqual([{ status: 'posted', origin: 'platform', amount: '1000', stripe_refund_id: submitted.stripeRefundId }]);
+    expect(await paidOf(organizationId)).toEqual({ paid: 2_000n, promotional: 0n });
+  });
+
+  it('fails a refund Stripe reported pending once it fails there, and lets go of the paid balance it held', async () => {
+    const { organizationId } = await pf.fx.organization();
+    const { session } = await pf.creditedPayment(organizationId, 3_000n);
+    const { session: other } = await pf.creditedPayment(organizationId, 3_000n);
+    await spendPaid(organizationId, 3_000n);
+    const slow = slowRefunds();
+    const submitted = await slow.refunds.refundPayment(asAdmin(), refundOf(session.id, 3_000n));
+    expect(submitted.status).toBe('submitted');
+    expect(await codeOf(refunds.refundPayment(asAdmin(), refundOf(other.id, 1_000n)))).toBe('BILLING_REFUND_EXCEEDS_BALANCE');
+
+    slow.statuses.set(submitted.stripeRefundId!, 'failed');
+    expect(await slow.handlers['refund.failed']?.(refundUpdated(submitted.stripeRefundId!, 'refund.failed'))).toEqual({
+      organizationId,
+      paymentSessionId: session.id,
+    });
+
+    expect(await requestsOf(session.id)).toEqual([{ status: 'failed', origin: 'platform', amount: '3000', stripe_refund_id: submitted.stripeRefundId }]);
+    expect(await paidOf(organizationId)).toEqual({ paid: 3_000n, promotional: 0n });
+    // Nothing is on its way out any more: the paid balance refunds again.
+    expect(await refunds.refundPayment(asAdmin(), refundOf(other.id, 1_000n))).toMatchObject({ status: 'posted' });
+  });
+
+  it('never asks Stripe again for a submitted refund: Stripe forgets the key after a day and would refund twice', async () => {
+    const { organizationId } = await pf.fx.organization();
+    const { session, paymentIntentId } = await pf.creditedPayment(organizationId, 3_000n);
+    const slow = slowRefunds();
+    const input = refundOf(session.id, 1_000n);
+    const submitted = await slow.refunds.refundPayment(asAdmin(), input);
+    expect(submitted.status).toBe('submitted');
+
+    slow.control.forgetKeys = true;
+    expect(await slow.refunds.refundPayment(asAdmin(), input)).toMatchObject({ id: submitted.id, status: 'submitted', stripeRefundId: submitted.stripeRefundId });
+
+    expect(slow.keys).toEqual([`refund:${submitted.id}`]);
+    expect(pf.stripe.refunds().filter((refund) => refund.payment_intent === paymentIntentId)).toHaveLength(1);
   });
 
   it('marks the request failed with its reason when Stripe refuses the refund', async () => {
@@ -301,6 +416,20 @@ describe('charge.refunded', () => {
     expect(await paidOf(organizationId)).toEqual({ paid: -700n, promotional: 0n });
     // Posted already: the event again neither posts nor flags.
     expect(await pf.handle(event, handlers)).toEqual({ organizationId, paymentSessionId: session.id });
+  });
+
+  it('posts nothing for a refund made at Stripe of a payment billing never credited (it failed to reconcile), and flags it', async () => {
+    const { organizationId } = await pf.fx.organization({ paid: 5_000n });
+    const created = await pf.checkout.createCheckoutSession(pf.checkoutCaller(organizationId), { organizationId, amount: '3000' });
+    await pf.handle(await pf.stripe.completeCheckout(created.stripeSessionId, { amountTotal: 2_900 }));
+    const session = (await pf.store.find(created.id))!;
+    expect(session.status).toBe('failed_reconcile');
+
+    const event = await pf.stripe.refundOutside(session.stripePaymentIntentId!, 2_900);
+
+    expect(await pf.handle(event, handlers)).toEqual({ organizationId, paymentSessionId: session.id, flag: 'payment_not_credited' });
+    expect(await paidOf(organizationId)).toEqual({ paid: 5_000n, promotional: 0n });
+    expect(await requestsOf(session.id)).toEqual([]);
   });
 
   it('flags a refund of a payment billing does not know', async () => {

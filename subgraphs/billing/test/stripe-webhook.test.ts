@@ -442,6 +442,38 @@ describe('processing stored events', () => {
     expect(recorded.seen).toHaveLength(seen);
   });
 
+  it('leases each event as its processing starts: one waiting behind slow handlers is not taken up by another instance too', async () => {
+    await processAll();
+    const HANDLER_MS = 40_000;
+    const seen: string[] = [];
+    let anotherInstancePolled = false;
+    // Each handler takes 40 s (Stripe slow to answer); while the second runs, another billing instance polls.
+    const slow: StripeEventHandlers = {
+      [TYPE]: async (event) => {
+        seen.push(event.id);
+        clock.advance(HANDLER_MS);
+        if (seen.length === 2 && !anotherInstancePolled) {
+          anotherInstancePolled = true;
+          await other.processor.processDue(50);
+        }
+        return {};
+      },
+    };
+    const one = processorWith(slow, clock, { leaseMs: 60_000 });
+    const other = processorWith(slow, clock, { leaseMs: 60_000 });
+    const ids = [];
+    for (let n = 0; n < 3; n += 1) {
+      ids.push(await receive(stripeEvent(TYPE, { id: `dp_${randomUUID()}`, object: 'dispute' })));
+      clock.advance(1);
+    }
+
+    await one.processor.processDue(50);
+
+    expect(anotherInstancePolled).toBe(true);
+    expect([...seen].sort()).toEqual([...ids].sort());
+    for (const id of ids) expect(await storedRow(id)).toMatchObject({ status: 'processed', attempts: 1 });
+  });
+
   it('processes a batch in the order the events were received', async () => {
     const ids = [];
     for (let n = 0; n < 3; n += 1) {

@@ -26,6 +26,8 @@ export interface DisputeRecord {
 export interface DisputedPayment {
   id: string;
   organizationId: string;
+  /** The session's state: only a credited payment's money is in the customer balance. */
+  status: string;
 }
 
 export interface NewDispute {
@@ -79,11 +81,11 @@ function recordOf(row: DisputeRow): DisputeRecord {
 /** The SQL of payment disputes. */
 export class DisputeStore {
   async paymentByIntent(db: Queryable, paymentIntentId: string): Promise<DisputedPayment | undefined> {
-    const { rows } = await db.query<{ id: string; organization_id: string }>(
-      'SELECT id, organization_id FROM payment_sessions WHERE stripe_payment_intent_id = $1 ORDER BY created_at LIMIT 1',
+    const { rows } = await db.query<{ id: string; organization_id: string; status: string }>(
+      'SELECT id, organization_id, status FROM payment_sessions WHERE stripe_payment_intent_id = $1 ORDER BY created_at LIMIT 1',
       [paymentIntentId],
     );
-    return rows[0] && { id: rows[0].id, organizationId: rows[0].organization_id };
+    return rows[0] && { id: rows[0].id, organizationId: rows[0].organization_id, status: rows[0].status };
   }
 
   async byId(tx: Tx, id: string): Promise<DisputeRecord | undefined> {

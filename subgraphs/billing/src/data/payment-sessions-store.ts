@@ -200,10 +200,16 @@ export class PaymentSessionStore {
     return rows[0] && sessionOf(rows[0]);
   }
 
-  /** Locks the session row until the transaction ends: every change of a session's state is made under this lock. */
+  /**
+   * Locks the session row until the transaction ends: every change of a
+   * session's state is made under this lock. NO KEY UPDATE, since the id
+   * never changes: refunds and disputes insert rows referencing the session
+   * (a KEY SHARE lock) while they hold the organization's funds row, which a
+   * credit under this lock takes next; FOR UPDATE would deadlock with them.
+   */
   async lock(tx: Tx, id: string): Promise<PaymentSessionRecord | undefined> {
     if (!UUID.test(id)) return undefined;
-    const { rows } = await tx.query<PaymentSessionRow>(`SELECT ${COLUMNS} FROM payment_sessions s WHERE s.id = $1 FOR UPDATE`, [id]);
+    const { rows } = await tx.query<PaymentSessionRow>(`SELECT ${COLUMNS} FROM payment_sessions s WHERE s.id = $1 FOR NO KEY UPDATE`, [id]);
     return rows[0] && sessionOf(rows[0]);
   }
 

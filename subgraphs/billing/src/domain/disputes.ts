@@ -35,7 +35,9 @@ type StripeDispute = z.output<typeof disputeObject>;
  * won (`dispute-release:<id>`) or books it to payment clearing when lost
  * (`dispute-loss:<id>`), the money Stripe took back. Each event changes
  * things once; a close that overtook its creation holds and closes in order
- * in one transaction.
+ * in one transaction. A dispute of a payment billing never credited (it
+ * failed to reconcile, ...) moves nothing out of the customer balance, which
+ * never held that money: its events are flagged for finance.
  */
 export class Disputes {
   private readonly store = new DisputeStore();
@@ -59,12 +61,14 @@ export class Disputes {
     const dispute = parseInput(disputeObject, event.object);
     const payment = await this.paymentOf(dispute);
     if (!payment) return { flag: 'unknown_payment' };
+    const found = { organizationId: payment.organizationId, paymentSessionId: payment.id };
+    if (payment.status !== 'credited') return { ...found, flag: 'payment_not_credited' };
     await this.warmAccounts(payment);
     await inTransaction(this.pool, async (tx) => {
       await this.funds.lockFunds(tx, [payment.organizationId]);
       if (!(await this.store.byId(tx, dispute.id))) await this.holdIn(tx, payment, dispute, event.correlationId);
     });
-    return { organizationId: payment.organizationId, paymentSessionId: payment.id };
+    return found;
   }
 
   /** Won (and warning_closed, an inquiry that ended without a chargeback) returns the amount; lost books it. */
@@ -74,6 +78,7 @@ export class Disputes {
     const payment = await this.paymentOf(dispute);
     if (!payment) return { flag: 'unknown_payment' };
     const found = { organizationId: payment.organizationId, paymentSessionId: payment.id };
+    if (payment.status !== 'credited') return { ...found, flag: 'payment_not_credited' };
     if (outcome === null) return { ...found, flag: 'dispute_not_closed' };
     await this.warmAccounts(payment);
     await inTransaction(this.pool, async (tx) => {

@@ -332,7 +332,7 @@ export class PaymentSettlement {
     options: { acceptReceivedAmount: boolean; reconciling: boolean },
   ): Promise<Settled> {
     const from: PaymentSessionStatus[] = options.reconciling ? [...movingTo('credited'), 'failed_reconcile'] : movingTo('credited');
-    if (!from.includes(session.status)) return { session };
+    if (!from.includes(session.status)) return { session, ...paidButUncredited(session.status) };
     const mismatch = mismatchOf(session, report);
     const amount = mismatch === null ? session.amount : options.acceptReceivedAmount && mismatch.amountOnly ? report.amountTotal! : null;
     if (amount === null) {
@@ -383,6 +383,29 @@ export class PaymentSettlement {
       { subjectPrefix: this.options.subjectPrefix },
     );
     return { session: credited };
+  }
+}
+
+/**
+ * Stripe reports a payment the session will not credit: finance should look
+ * however often the event is handled (a worker that died before recording
+ * the first outcome handles it again), so the flag follows from the state.
+ */
+function paidButUncredited(status: PaymentSessionStatus): { flag?: string } {
+  switch (status) {
+    case 'failed_reconcile':
+      return { flag: 'amount_mismatch' };
+    case 'expired':
+    case 'payment_failed':
+      return { flag: 'paid_not_credited' };
+    case 'initiated':
+    case 'checkout_completed':
+    case 'credited':
+      return {};
+    default: {
+      const unknown: never = status;
+      throw new Error(`unhandled payment session status ${String(unknown)}`);
+    }
   }
 }
 

@@ -18,7 +18,7 @@ import { connectionOf, emptyConnection, pageRequest, type Connection } from './p
 import type { PaymentProvider, ProviderRefund } from './payment-provider.js';
 import { freshPolicySnapshot, refundWindowSeconds } from './payment-policy.js';
 import { BILLING_ADMIN } from './price-books.js';
-import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
+import type { StoredStripeEvent, StripeEventHandler, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
 
 const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
 
@@ -31,9 +31,16 @@ const refundInput = z.object({
 
 export type RefundPaymentInput = z.input<typeof refundInput>;
 
+const stripeId = z.union([z.string(), z.object({ id: z.string() }).transform((object) => object.id)]);
 const chargeObject = z.object({
   id: z.string().min(1),
-  payment_intent: z.union([z.string(), z.object({ id: z.string() })]).nullish(),
+  payment_intent: stripeId.nullish(),
+});
+/** A refund as charge.refund.updated, refund.updated and refund.failed carry it. */
+const refundObject = z.object({
+  id: z.string().min(1),
+  charge: stripeId.nullish(),
+  payment_intent: stripeId.nullish(),
 });
 
 /** Who refunds: the request's principal, its authorization and correlation id, and the policy it is judged under. */
@@ -109,8 +116,10 @@ export class Refunds {
           details: { paymentSessionId: current.id, refundable: refundable.toString() },
         });
       }
-      // Promotional credit is never refunded: only the paid balance counts, less refunds already on their way out.
-      const unspentPaid = funds.paid - (await this.store.inFlightOfOrganization(tx, organizationId));
+      // Promotional credit is never refunded: only the paid balance counts, less refunds already on their way out and
+      // less what reservations hold of it (their charges take promotional credit first, the paid balance the rest).
+      const reservedOfPaid = funds.reserved > funds.promotional ? funds.reserved - funds.promotional : 0n;
+      const unspentPaid = funds.paid - reservedOfPaid - (await this.store.inFlightOfOrganization(tx, organizationId));
       if (amount > unspentPaid) {
         throw new AppError('BILLING_REFUND_EXCEEDS_BALANCE', "The refund is more than the organization's unspent paid balance", {
           details: { organizationId, unspentPaid: (unspentPaid > 0n ? unspentPaid : 0n).toString() },
@@ -169,18 +178,42 @@ export class Refunds {
    */
   async recordChargeRefunded(event: StoredStripeEvent): Promise<StripeEventOutcome> {
     const charge = parseInput(chargeObject, event.object);
-    const paymentIntentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : (charge.payment_intent?.id ?? null);
+    return this.settleRefundsOfCharge(charge.id, charge.payment_intent ?? null, event.correlationId);
+  }
+
+  /**
+   * `charge.refund.updated`, `refund.updated`, `refund.failed`: a refund
+   * Stripe first reported pending (so charge.refunded posted nothing) has
+   * succeeded, and is posted, or failed, and our request fails with it,
+   * which lets go of the paid balance it held. Stripe is asked for the
+   * charge's refunds as they are now, as for charge.refunded.
+   */
+  async recordRefundUpdated(event: StoredStripeEvent): Promise<StripeEventOutcome> {
+    const refund = parseInput(refundObject, event.object);
+    if (!refund.charge) return { flag: 'unknown_payment' };
+    return this.settleRefundsOfCharge(refund.charge, refund.payment_intent ?? null, event.correlationId);
+  }
+
+  /** Posts every succeeded refund of the charge once, and fails our requests whose refunds failed at Stripe. */
+  private async settleRefundsOfCharge(chargeId: string, paymentIntentId: string | null, correlationId: string): Promise<StripeEventOutcome> {
     const payment = paymentIntentId === null ? undefined : await this.store.paymentByIntent(this.pool, paymentIntentId);
     if (!payment) return { flag: 'unknown_payment' };
     const outcome: StripeEventOutcome = { organizationId: payment.organizationId, paymentSessionId: payment.id };
+    // Billing never credited it (it failed to reconcile, ...): its refund takes nothing from the customer balance; finance settles it.
+    if (payment.status !== 'credited') return { ...outcome, flag: 'payment_not_credited' };
     const accounts = await this.ledger.organizationAccounts(payment.organizationId);
     await this.ledger.accounts.platformAccount('refunds', accounts.currency);
-    let overdrawn = false;
-    for (const refund of await this.provider.listRefunds(charge.id)) {
-      if (refund.status !== 'succeeded') continue;
-      if (await inTransaction(this.pool, (tx) => this.postStripeRefundIn(tx, payment, refund, event.correlationId))) overdrawn = true;
+    let flag: string | undefined;
+    for (const refund of await this.provider.listRefunds(chargeId)) {
+      if (refund.status === 'succeeded') {
+        if (await inTransaction(this.pool, (tx) => this.postStripeRefundIn(tx, payment, refund, correlationId))) flag ??= 'refund_exceeds_balance';
+      } else if (refund.status === 'failed' || refund.status === 'canceled') {
+        // Failed after Stripe said it succeeded (and so after, or before, its posting): the money came back to the platform's
+        // Stripe balance, and finance decides what the customer is owed.
+        if (await inTransaction(this.pool, (tx) => this.failStripeRefundIn(tx, payment, refund))) flag = 'refund_failed_after_posting';
+      }
     }
-    return overdrawn ? { ...outcome, flag: 'refund_exceeds_balance' } : outcome;
+    return flag === undefined ? outcome : { ...outcome, flag };
   }
 
   private checkRefundable(caller: RefundingCaller, payment: RefundablePayment): void {
@@ -201,7 +234,9 @@ export class Refunds {
   /** Takes a request from where it stands to posted, as far as Stripe lets it. */
   private async carryOn(request: RefundRequestRecord, payment: RefundablePayment): Promise<RefundRequestRecord> {
     let current = request;
-    if (current.status === 'requested' || current.status === 'submitted') current = await this.submit(current, payment);
+    // A submitted request's refund exists at Stripe: asking again could create a second one once Stripe has forgotten
+    // the idempotency key (24 hours), and a replay says nothing new. Its refund events settle it.
+    if (current.status === 'requested') current = await this.submit(current, payment);
     if (current.status === 'refunded') current = await this.post(current);
     return current;
   }
@@ -266,6 +301,16 @@ export class Refunds {
     return posted.created && overdrawn;
   }
 
+  /** A refund Stripe reports failed or canceled: our request still waiting for it fails; true when Stripe had said it succeeded. */
+  private async failStripeRefundIn(tx: Tx, payment: RefundablePayment, refund: ProviderRefund): Promise<boolean> {
+    await this.funds.lockFunds(tx, [payment.organizationId]);
+    const request = (await this.store.byStripeRefundId(tx, refund.id)) ?? (await this.ourRequestNamedBy(tx, payment, refund));
+    if (!request) return false;
+    if (request.status === 'refunded' || request.status === 'posted') return true;
+    await this.store.recordFailed(tx, request.id, refund.id, `Stripe reports the refund ${refund.status}`);
+    return false;
+  }
+
   /** Our request a Stripe refund names in its metadata, when it is one of this payment's. */
   private async ourRequestNamedBy(tx: Tx, payment: RefundablePayment, refund: ProviderRefund): Promise<RefundRequestRecord | undefined> {
     const id = refund.metadata['refundRequestId'];
@@ -304,5 +349,6 @@ export class Refunds {
 
 /** The Stripe event handlers of refunds, for the webhook worker's handler map. */
 export function refundEventHandlers(refunds: Refunds): StripeEventHandlers {
-  return { 'charge.refunded': (event) => refunds.recordChargeRefunded(event) };
+  const updated: StripeEventHandler = (event) => refunds.recordRefundUpdated(event);
+  return { 'charge.refunded': (event) => refunds.recordChargeRefunded(event), 'charge.refund.updated': updated, 'refund.updated': updated, 'refund.failed': updated };
 }

@@ -115,12 +115,22 @@ export class StripeEventProcessor {
     return () => this.listeners.delete(listener);
   }
 
-  /** Claims up to `limit` due events and processes them one after the other, oldest received first. */
+  /**
+   * Processes up to `limit` events due when the round starts, oldest received
+   * first, each claimed as its processing starts: a lease taken for a whole
+   * batch would run out for the events waiting behind slow handlers, and
+   * another instance would process them at the same time. An event retried
+   * in this round is due after it starts, so it waits for a later round.
+   */
   async processDue(limit: number): Promise<ProcessedStripeEvent[]> {
-    const now = this.clock.now();
-    const claimed = await inTransaction(this.pool, (tx) => this.store.claimDue(tx, now, new Date(now.getTime() + this.leaseMs), limit));
+    const dueBy = this.clock.now();
     const results: ProcessedStripeEvent[] = [];
-    for (const event of claimed) results.push(await this.process(event));
+    while (results.length < limit) {
+      const leaseUntil = new Date(this.clock.nowMs() + this.leaseMs);
+      const [event] = await inTransaction(this.pool, (tx) => this.store.claimDue(tx, dueBy, leaseUntil, 1));
+      if (!event) break;
+      results.push(await this.process(event));
+    }
     return results;
   }
 

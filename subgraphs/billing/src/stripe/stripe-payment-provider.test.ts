@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { AppError } from '@aifactory/errors';
 import { startFakeStripe, type FakeStripe } from '@aifactory/stripe-fake';
@@ -122,6 +123,31 @@ describe('StripePaymentProvider against the fake Stripe', () => {
     const unknown = await failureOf(provider.retrieveCheckoutSession('cs_test_nope'));
     expect(unknown.details).toEqual({ stripeCode: 'resource_missing', stripeType: 'invalid_request_error' });
     expect(reachability).toEqual([true, true]);
+  });
+
+  it('is PAYMENT_PROVIDER_UNAVAILABLE, not refused, when Stripe answers a conflict or says to retry', async () => {
+    // Stripe answers 409 while another request with the same idempotency key is in progress (a refund retried while the first runs).
+    const answers = [
+      { status: 409, headers: {}, error: { type: 'idempotency_error', message: 'There is currently another in-progress request using this Idempotent Key' } },
+      { status: 400, headers: { 'stripe-should-retry': 'true' }, error: { type: 'invalid_request_error', message: 'Try again later', code: 'lock_timeout' } },
+    ];
+    const busy = createHttpServer((req, res) => {
+      req.resume();
+      const answer = answers.shift()!;
+      res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+      res.end(JSON.stringify({ error: answer.error }));
+    });
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = busy.address() as { port: number };
+      const conflicted = new StripePaymentProvider({ apiKey: fake.apiKey, apiUrl: `http://127.0.0.1:${port}`, timeoutMs: 2_000, onReachability: (reachable) => reachability.push(reachable) });
+      const refund = { paymentIntentId: 'pi_busy', amount: 500n, refundRequestId: 'rr-busy', organizationId: 'org-1' };
+      expect((await failureOf(conflicted.createRefund(refund, 'refund:rr-busy'))).code).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+      expect((await failureOf(conflicted.createRefund(refund, 'refund:rr-busy'))).code).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+      expect(reachability).toEqual([true, true]);
+    } finally {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    }
   });
 
   it('never puts the API key in an error', async () => {

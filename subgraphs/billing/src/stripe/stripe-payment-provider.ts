@@ -142,8 +142,10 @@ export class StripePaymentProvider implements PaymentProvider {
     const status = error.statusCode;
     this.onReachability?.(status !== undefined && status < 500);
     const cause = new Error(redactKeys(`Stripe ${error.type} (${status ?? 'no answer'}): ${error.message}`));
-    // A connection failure or timeout, a server error or rate limiting: Stripe may take it later.
-    if (status === undefined || status >= 500 || status === 429 || status < 400) {
+    // A connection failure or timeout, a server error, rate limiting, or a conflict (409: another request with the same
+    // idempotency key is still running) or anything Stripe marks retryable: Stripe may take it later. None is a refusal,
+    // which would fail a refund request whose refund the concurrent call is creating.
+    if (status === undefined || status >= 500 || status === 429 || status === 409 || status < 400 || error.headers?.['stripe-should-retry'] === 'true') {
       return new AppError('PAYMENT_PROVIDER_UNAVAILABLE', 'The payment provider is unavailable; try again later', { cause });
     }
     const stripeType = error.rawType ?? error.type;

@@ -10,7 +10,7 @@ export interface StripeEventWorkerOptions {
   /** BILLING_WEBHOOK_POLL_INTERVAL_MS: how soon a retry falls due, or an event stored by another instance, is seen. */
   everyMs: number;
   logger: Logger;
-  /** Events claimed per transaction. */
+  /** Events one round processes at most (each is claimed as its processing starts). */
   batch?: number;
 }
 
