@@ -112,12 +112,12 @@ describe('gateway routes besides GraphQL', () => {
     const deliver = (provider: string, body: string) =>
       call(`${t.platform.gatewayUrl}/webhooks/${provider}`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': 't=1,v1=abc' }, body });
 
-    it("reaches billing's routes, which declare no Stripe webhook yet, and relays billing's 404", async () => {
+    it("reaches billing's Stripe webhook, which verifies the signature on the raw bytes, and relays billing's 400", async () => {
       const res = await deliver('stripe', '{"type":"checkout.session.completed"}');
 
-      expect(res.status).toBe(404);
-      expect(res.body.error).toMatchObject({ code: 'NOT_FOUND', correlationId: res.headers.get('x-correlation-id') });
-      await eventually(() => expect(requestLines(t, 'billing', res.headers.get('x-correlation-id'))).toMatchObject([{ path: '/webhooks/stripe', status: 404 }]));
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID', correlationId: res.headers.get('x-correlation-id') });
+      await eventually(() => expect(requestLines(t, 'billing', res.headers.get('x-correlation-id'))).toMatchObject([{ path: '/webhooks/stripe', status: 400 }]));
     });
 
     it('refuses a body over the webhook limit with 413 without calling billing', async () => {
