@@ -178,6 +178,27 @@ describe('the fake Stripe, through the stripe library', () => {
     await expect(fake.asyncPaymentSucceeded(failing.id)).rejects.toThrow(/no delayed payment processing/);
   });
 
+  it('answers a payment intent with Stripe’s status as the payment goes: processing, then succeeded or requires_payment_method', async () => {
+    const intentOf = async (sessionId: string) => stripe.paymentIntents.retrieve((await stripe.checkout.sessions.retrieve(sessionId)).payment_intent as string);
+
+    const paidNow = await stripe.checkout.sessions.create(checkoutParams('ref-intent-paid'));
+    await fake.completeCheckout(paidNow.id);
+    expect(await intentOf(paidNow.id)).toMatchObject({ object: 'payment_intent', status: 'succeeded', amount: 2_500, amount_received: 2_500, currency: 'eur' });
+
+    const paidLater = await stripe.checkout.sessions.create(checkoutParams('ref-intent-later'));
+    await fake.completeCheckout(paidLater.id, { paid: false });
+    expect(await intentOf(paidLater.id)).toMatchObject({ status: 'processing', amount_received: 0 });
+    await fake.asyncPaymentSucceeded(paidLater.id);
+    expect(await intentOf(paidLater.id)).toMatchObject({ status: 'succeeded', amount_received: 2_500 });
+
+    const failing = await stripe.checkout.sessions.create(checkoutParams('ref-intent-fail'));
+    await fake.completeCheckout(failing.id, { paid: false });
+    await fake.asyncPaymentFailed(failing.id);
+    expect(await intentOf(failing.id)).toMatchObject({ status: 'requires_payment_method', amount_received: 0 });
+
+    await expect(stripe.paymentIntents.retrieve('pi_nope')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+
   it('expires an open session through the API and sends checkout.session.expired after answering', async () => {
     const session = await stripe.checkout.sessions.create(checkoutParams('ref-expire'));
     const expired = await stripe.checkout.sessions.expire(session.id);

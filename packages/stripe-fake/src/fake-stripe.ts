@@ -184,6 +184,7 @@ class FakeStripeServer implements FakeStripe {
       { method: 'POST', pattern: /^\/v1\/checkout\/sessions$/, handle: (request) => this.createCheckoutSession(request) },
       { method: 'GET', pattern: /^\/v1\/checkout\/sessions\/([^/]+)$/, handle: (request) => ({ body: this.found(this.sessionMap, 'checkout.session', request.id) }) },
       { method: 'POST', pattern: /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/, handle: (request) => this.expireCheckoutSession(request) },
+      { method: 'GET', pattern: /^\/v1\/payment_intents\/([^/]+)$/, handle: (request) => ({ body: this.found(this.intentMap, 'payment_intent', request.id) }) },
       { method: 'POST', pattern: /^\/v1\/refunds$/, handle: (request) => this.createRefund(request) },
       { method: 'GET', pattern: /^\/v1\/refunds$/, handle: (request) => this.listRefunds(request) },
       { method: 'GET', pattern: /^\/v1\/refunds\/([^/]+)$/, handle: (request) => ({ body: this.found(this.refundMap, 'refund', request.id) }) },

@@ -30,6 +30,8 @@ export const billingConfigSchema = subgraphConfigSchema.extend({
   STRIPE_API_KEY_FILE: env.nonEmpty(),
   /** File of Stripe webhook signing secrets (`whsec_...`), one per line: any verifies, so old and new overlap while the endpoint secret rolls. */
   STRIPE_WEBHOOK_SECRET_FILE: env.nonEmpty(),
+  /** How often both Stripe secret files are read again, so a rolled API key or webhook secret is used without a restart. */
+  STRIPE_SECRETS_RELOAD_MS: env.positiveInt(5_000),
   /** Another Stripe API than api.stripe.com (the local fake in tests and on the dev stack): the library gets its host, port and protocol. */
   STRIPE_API_URL: env
     .url()
@@ -48,7 +50,7 @@ export const billingConfigSchema = subgraphConfigSchema.extend({
   /** How often the webhook worker looks for stored Stripe events that are due. */
   BILLING_WEBHOOK_POLL_INTERVAL_MS: env.positiveInt(1_000),
   /** Attempts at processing one Stripe event before it is dead-lettered for finance. */
-  BILLING_WEBHOOK_MAX_ATTEMPTS: env.positiveInt(8),
+  BILLING_WEBHOOK_MAX_ATTEMPTS: env.positiveInt(12),
   /** Backoff between attempts: base * 2^(attempt - 1), at most 5 minutes. */
   BILLING_WEBHOOK_RETRY_BASE_MS: env.positiveInt(2_000),
 });

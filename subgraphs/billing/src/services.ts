@@ -36,7 +36,6 @@ import { PaymentSettlement } from './domain/payment-settlement.js';
 import { Refunds, refundEventHandlers } from './domain/refunds.js';
 import { StripeEventProcessor } from './domain/stripe-event-processing.js';
 import { StripePaymentProvider } from './stripe/stripe-payment-provider.js';
-import type { StripeSecrets } from './stripe/stripe-secrets.js';
 
 /** billing's domain services, built once per process; resolvers, routes and workers call them. */
 export interface BillingServices {
@@ -79,7 +78,7 @@ export interface BillingServices {
   paymentMetrics: PaymentMetrics;
 }
 
-export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger, stripeSecrets: StripeSecrets): BillingServices {
+export function createBillingServices(database: BillingDatabase, config: BillingConfig, _logger: Logger, stripeApiKey: () => string): BillingServices {
   const subjectPrefix = config.EVENT_SUBJECT_PREFIX;
   const balanceAlerts = new BalanceAlerts({ subjectPrefix });
   const ledger = alertingLedger(database.pool, balanceAlerts, systemClock);
@@ -95,7 +94,7 @@ export function createBillingServices(database: BillingDatabase, config: Billing
   // Before the provider, so its first calls' reachability reaches the gauge.
   const paymentMetrics = new PaymentMetrics(database.pool, stripeEventsStore, systemClock);
   const paymentProvider = new StripePaymentProvider({
-    apiKey: stripeSecrets.apiKey,
+    apiKey: stripeApiKey,
     apiUrl: config.STRIPE_API_URL,
     timeoutMs: config.STRIPE_TIMEOUT_MS,
     onReachability: (reachable) => paymentMetrics.stripeReachable(reachable),

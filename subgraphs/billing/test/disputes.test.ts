@@ -116,7 +116,7 @@ describe('payment disputes', () => {
     expect(postings.rows.map((row) => row.id)).toEqual([`dispute-hold:${id}`, `dispute-loss:${id}`]);
   });
 
-  it('counts a warning_closed inquiry as won, and flags a dispute of a payment billing does not know', async () => {
+  it('counts a warning_closed inquiry as won, and retries a dispute of a payment billing does not know yet', async () => {
     const { organizationId } = await pf.fx.organization();
     const { paymentIntentId } = await pf.creditedPayment(organizationId, 1_000n);
     const opened = await pf.stripe.openDispute(paymentIntentId, 600);
@@ -128,8 +128,11 @@ describe('payment disputes', () => {
 
     const unknown = storedEvent(opened);
     unknown.object = { ...unknown.object, id: 'dp_unknown', payment_intent: 'pi_unknown' };
-    expect(await handlers['charge.dispute.created']!(unknown)).toEqual({ flag: 'unknown_payment' });
+    expect(await codeOf(handlers['charge.dispute.created']!(unknown))).toBe('BILLING_PAYMENT_SESSION_NOT_FOUND');
     expect(await disputeRow('dp_unknown')).toBeUndefined();
+    // A charge with no payment intent is no checkout's: nothing will credit it.
+    unknown.object = { ...unknown.object, payment_intent: null };
+    expect(await handlers['charge.dispute.created']!(unknown)).toEqual({ flag: 'unknown_payment' });
   });
 
   it('holds nothing for a dispute of a payment billing never credited (it failed to reconcile), and flags it and its close', async () => {

@@ -353,6 +353,55 @@ describe('reconcilePaymentSession', () => {
     expect(await reconcileAudits(open.id)).toEqual([expect.objectContaining({ details: expect.objectContaining({ before: 'initiated', after: 'initiated' }) })]);
   });
 
+  it('marks a checkout_completed session payment_failed when its async_payment_failed event was lost, audited', async () => {
+    const session = await checkedOut(3300n);
+    await pay.handle(await pay.stripe.completeCheckout(session.stripeSessionId, { paid: false }));
+    // The fake has no webhook URL: the failure happens at Stripe and billing never hears of it.
+    await pay.stripe.asyncPaymentFailed(session.stripeSessionId);
+    const completed = await current(session);
+    expect(completed.status).toBe('checkout_completed');
+
+    const reconciled = await pay.settlement.reconcilePaymentSession(asPlatformAdmin(), session.id, { reason });
+    const again = await pay.settlement.reconcilePaymentSession(asPlatformAdmin(), session.id, { reason });
+
+    expect(reconciled).toMatchObject({ status: 'payment_failed', paymentStatus: 'unpaid', postingId: null, stripePaymentIntentId: completed.stripePaymentIntentId });
+    expect(reconciled.failureReason).toContain(`${completed.stripePaymentIntentId} is requires_payment_method`);
+    expect(again).toEqual(reconciled);
+    expect(await paidBalance(session.organizationId)).toBe(0n);
+    const audits = await reconcileAudits(session.id);
+    expect(audits.map((audit) => audit['details'])).toEqual([
+      expect.objectContaining({ before: 'checkout_completed', after: 'payment_failed', stripeStatus: 'complete', stripePaymentStatus: 'unpaid', stripePaymentIntentStatus: 'requires_payment_method' }),
+      expect.objectContaining({ before: 'payment_failed', after: 'payment_failed' }),
+    ]);
+    expect(audits[0]).toMatchObject({ action: 'billing.payment.reconcile', outcome: 'succeeded', reason });
+  });
+
+  it('marks a session payment_failed when both its completion and its failure events were lost', async () => {
+    const session = await checkedOut(3300n);
+    await pay.stripe.completeCheckout(session.stripeSessionId, { paid: false });
+    await pay.stripe.asyncPaymentFailed(session.stripeSessionId);
+
+    const reconciled = await pay.settlement.reconcilePaymentSession(asPlatformAdmin(), session.id, { reason });
+
+    expect(reconciled).toMatchObject({ status: 'payment_failed', paymentStatus: 'unpaid' });
+    expect(reconciled.completedAt).toBeInstanceOf(Date);
+    expect((await reconcileAudits(session.id))[0]).toMatchObject({ details: { before: 'initiated', after: 'payment_failed' } });
+  });
+
+  it('leaves a checkout_completed session whose delayed payment is still processing as it is, audited', async () => {
+    const session = await checkedOut(3300n);
+    await pay.handle(await pay.stripe.completeCheckout(session.stripeSessionId, { paid: false }));
+    const completed = await current(session);
+
+    const reconciled = await pay.settlement.reconcilePaymentSession(asPlatformAdmin(), session.id, { reason });
+
+    expect(reconciled).toEqual(completed);
+    expect(await current(session)).toEqual(completed);
+    expect(await reconcileAudits(session.id)).toEqual([
+      expect.objectContaining({ details: expect.objectContaining({ before: 'checkout_completed', after: 'checkout_completed', stripePaymentIntentStatus: 'processing' }) }),
+    ]);
+  });
+
   it('is for platform admins, and names a session that does not exist', async () => {
     const session = await checkedOut();
 

@@ -432,9 +432,13 @@ describe('charge.refunded', () => {
     expect(await requestsOf(session.id)).toEqual([]);
   });
 
-  it('flags a refund of a payment billing does not know', async () => {
+  it('retries a refund of a payment billing does not know yet, and flags one of a charge no checkout made', async () => {
     const event = storedEvent(await pf.stripe.refundOutside(await anyPaymentIntent(), 100));
     event.object = { id: 'ch_unknown', object: 'charge', payment_intent: 'pi_unknown' };
+    const error = await handlers['charge.refunded']!(event).catch((thrown: unknown) => thrown);
+    expect(error).toMatchObject({ code: 'BILLING_PAYMENT_SESSION_NOT_FOUND', message: expect.stringMatching(/not credited yet.*retried/) });
+
+    event.object = { id: 'ch_unknown', object: 'charge', payment_intent: null };
     expect(await handlers['charge.refunded']!(event)).toEqual({ flag: 'unknown_payment' });
   });
 });

@@ -6,6 +6,9 @@
  * reachability on /metrics.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import Stripe from 'stripe';
 import type { AccessModelReader } from '@aifactory/access-model';
 import { ManualClock, systemClock, type Clock } from '@aifactory/clock';
@@ -20,6 +23,7 @@ import { PaymentMetrics } from '../src/domain/payment-metrics.js';
 import { StripeEventProcessor } from '../src/domain/stripe-event-processing.js';
 import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from '../src/domain/stripe-events.js';
 import { stripeWebhookRoute } from '../src/http/stripe-webhook-route.js';
+import { openStripeSecrets, type ReloadingStripeSecrets } from '../src/stripe/stripe-secrets.js';
 import type { VerifiedStripeEvent } from '../src/stripe/webhook-signature.js';
 import { startStripeEventWorker, startStripeReachabilityProbe, type StripeEventWorker } from '../src/workers/stripe-events.js';
 import { billingAccess, orgAdmin, platformAdmin } from './billing-access.js';
@@ -134,9 +138,22 @@ describe('the Stripe webhook route', () => {
   let worker: StripeEventWorker;
   let recorded: ReturnType<typeof recordingHandlers>;
   let setup: ReturnType<typeof processorWith>;
+  let secretsDir: string;
+  let webhookSecretFile: string;
+  let secrets: ReloadingStripeSecrets;
   const knownSessions = new Map<string, string>();
 
   beforeAll(async () => {
+    // The secrets come from files, followed as billing follows them, so a rotation is seen without a restart.
+    secretsDir = await mkdtemp(path.join(tmpdir(), 'aif-stripe-webhook-'));
+    webhookSecretFile = path.join(secretsDir, 'stripe-webhook-secret');
+    await writeFile(webhookSecretFile, `${SECRET}\n${PREVIOUS_SECRET}\n`, { mode: 0o600 });
+    await writeFile(path.join(secretsDir, 'stripe-api-key'), 'sk_test_unused\n', { mode: 0o600 });
+    secrets = await openStripeSecrets({
+      STRIPE_API_KEY_FILE: path.join(secretsDir, 'stripe-api-key'),
+      STRIPE_WEBHOOK_SECRET_FILE: webhookSecretFile,
+      STRIPE_SECRETS_RELOAD_MS: 50,
+    });
     recorded = recordingHandlers(TYPES);
     // An event names billing's payment session; one billing does not know is flagged for finance.
     recorded.control.outcome = (event) => {
@@ -146,7 +163,7 @@ describe('the Stripe webhook route', () => {
     };
     setup = processorWith(recorded.handlers, systemClock);
     const routes = subgraphHttpRoutes(
-      [stripeWebhookRoute({ events: setup.processor, secrets: [SECRET, PREVIOUS_SECRET], toleranceSeconds: TOLERANCE_SECONDS })],
+      [stripeWebhookRoute({ events: setup.processor, secrets: secrets.webhookSecrets, toleranceSeconds: TOLERANCE_SECONDS })],
       async () => {
         throw new AppError('INTERNAL_AUTH_UNAUTHENTICATED', 'no internal calls in this test');
       },
@@ -163,6 +180,8 @@ describe('the Stripe webhook route', () => {
   afterAll(async () => {
     await worker?.stop();
     await server?.close();
+    secrets?.close();
+    await rm(secretsDir, { recursive: true, force: true });
   });
 
   const post = async (body: string, signature: string | null, headers: Record<string, string> = {}) => {
@@ -289,6 +308,39 @@ describe('the Stripe webhook route', () => {
     );
     expect(row).toMatchObject({ status: 'processed', flagged: false, attempts: 1 });
     expect(recorded.seen).toHaveLength(seenBefore);
+  });
+
+  // Last: it ends the overlap, so the previous secret no longer verifies after it.
+  it('verifies with a secret added to the file after start, and stops verifying with one removed, without a restart', async () => {
+    const NEXT_SECRET = 'whsec_test_next';
+    const before = checkoutCompleted(randomUUID());
+    const beforeBody = JSON.stringify(before);
+    expect((await post(beforeBody, signed(beforeBody, { secret: NEXT_SECRET }))).status).toBe(400);
+
+    await writeFile(webhookSecretFile, `${SECRET}\n${PREVIOUS_SECRET}\n${NEXT_SECRET}\n`);
+    const event = checkoutCompleted(randomUUID());
+    const body = JSON.stringify(event);
+    const accepted = await eventually(
+      () => post(body, signed(body, { secret: NEXT_SECRET })),
+      (answer) => answer.status === 200,
+      3_000,
+    );
+    expect(accepted).toEqual({ status: 200, body: { received: true, duplicate: false } });
+    expect(await eventually(() => storedRow(event.id), (stored) => stored?.status === 'processed')).toMatchObject({ status: 'processed' });
+
+    await writeFile(webhookSecretFile, `${SECRET}\n${NEXT_SECRET}\n`);
+    // Waited for on the secrets, not by posting: a delivery that got in before the reload would be stored.
+    await eventually(
+      async () => secrets.webhookSecrets(),
+      (held) => !held.includes(PREVIOUS_SECRET),
+      3_000,
+    );
+    const late = checkoutCompleted(randomUUID());
+    const lateBody = JSON.stringify(late);
+    const refused = await post(lateBody, signed(lateBody, { secret: PREVIOUS_SECRET }));
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
+    expect(await storedRow(late.id)).toBeUndefined();
   });
 });
 

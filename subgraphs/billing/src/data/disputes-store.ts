@@ -1,5 +1,6 @@
 import type { Queryable } from '@aifactory/events';
 import { bigintOf } from '../domain/money.js';
+import type { PaymentSessionStatus } from './payment-sessions-store.js';
 import type { Tx } from './transactions.js';
 
 export type DisputeStatus = 'held' | 'won' | 'lost';
@@ -27,7 +28,7 @@ export interface DisputedPayment {
   id: string;
   organizationId: string;
   /** The session's state: only a credited payment's money is in the customer balance. */
-  status: string;
+  status: PaymentSessionStatus;
 }
 
 export interface NewDispute {
@@ -81,7 +82,7 @@ function recordOf(row: DisputeRow): DisputeRecord {
 /** The SQL of payment disputes. */
 export class DisputeStore {
   async paymentByIntent(db: Queryable, paymentIntentId: string): Promise<DisputedPayment | undefined> {
-    const { rows } = await db.query<{ id: string; organization_id: string; status: string }>(
+    const { rows } = await db.query<{ id: string; organization_id: string; status: PaymentSessionStatus }>(
       'SELECT id, organization_id, status FROM payment_sessions WHERE stripe_payment_intent_id = $1 ORDER BY created_at LIMIT 1',
       [paymentIntentId],
     );

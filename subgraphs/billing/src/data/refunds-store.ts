@@ -1,6 +1,7 @@
 import type { Actor } from '@aifactory/contracts';
 import type { Queryable } from '@aifactory/events';
 import { bigintOf } from '../domain/money.js';
+import type { PaymentSessionStatus } from './payment-sessions-store.js';
 import type { Tx } from './transactions.js';
 
 export type RefundStatus = 'requested' | 'submitted' | 'refunded' | 'posted' | 'failed';
@@ -38,7 +39,7 @@ export interface RefundablePayment {
   id: string;
   organizationId: string;
   currency: string;
-  status: string;
+  status: PaymentSessionStatus;
   stripePaymentIntentId: string | null;
   creditedAt: Date | null;
   /** What its credit posted (the session's amount, or what Stripe received when finance accepted that). */
@@ -263,7 +264,7 @@ interface PaymentRow {
   id: string;
   organization_id: string;
   currency: string;
-  status: string;
+  status: PaymentSessionStatus;
   stripe_payment_intent_id: string | null;
   credited_at: Date | null;
   credited_amount: string;

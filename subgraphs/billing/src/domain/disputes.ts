@@ -10,6 +10,7 @@ import { BILLING_READ } from './balances.js';
 import type { Ledger } from './ledger.js';
 import { bigintOf } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
+import { awaitingCredit } from './refunds.js';
 import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
 
 const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
@@ -35,9 +36,11 @@ type StripeDispute = z.output<typeof disputeObject>;
  * won (`dispute-release:<id>`) or books it to payment clearing when lost
  * (`dispute-loss:<id>`), the money Stripe took back. Each event changes
  * things once; a close that overtook its creation holds and closes in order
- * in one transaction. A dispute of a payment billing never credited (it
- * failed to reconcile, ...) moves nothing out of the customer balance, which
- * never held that money: its events are flagged for finance.
+ * in one transaction. An event that overtook its payment's credit (Stripe
+ * does not order webhooks) is retried until the credit lands; one of a
+ * payment that ended uncredited (it failed to reconcile, ...) moves nothing
+ * out of the customer balance, which never held that money, and is flagged
+ * for finance (`awaitingCredit`).
  */
 export class Disputes {
   private readonly store = new DisputeStore();
@@ -59,10 +62,10 @@ export class Disputes {
 
   async recordOpened(event: StoredStripeEvent): Promise<StripeEventOutcome> {
     const dispute = parseInput(disputeObject, event.object);
-    const payment = await this.paymentOf(dispute);
-    if (!payment) return { flag: 'unknown_payment' };
+    if (!dispute.payment_intent) return { flag: 'unknown_payment' };
+    const payment = await this.store.paymentByIntent(this.pool, dispute.payment_intent);
+    if (payment?.status !== 'credited') return awaitingCredit(event, dispute.payment_intent, payment);
     const found = { organizationId: payment.organizationId, paymentSessionId: payment.id };
-    if (payment.status !== 'credited') return { ...found, flag: 'payment_not_credited' };
     await this.warmAccounts(payment);
     await inTransaction(this.pool, async (tx) => {
       await this.funds.lockFunds(tx, [payment.organizationId]);
@@ -75,10 +78,10 @@ export class Disputes {
   async recordClosed(event: StoredStripeEvent): Promise<StripeEventOutcome> {
     const dispute = parseInput(disputeObject, event.object);
     const outcome = closedAs(dispute.status);
-    const payment = await this.paymentOf(dispute);
-    if (!payment) return { flag: 'unknown_payment' };
+    if (!dispute.payment_intent) return { flag: 'unknown_payment' };
+    const payment = await this.store.paymentByIntent(this.pool, dispute.payment_intent);
+    if (payment?.status !== 'credited') return awaitingCredit(event, dispute.payment_intent, payment);
     const found = { organizationId: payment.organizationId, paymentSessionId: payment.id };
-    if (payment.status !== 'credited') return { ...found, flag: 'payment_not_credited' };
     if (outcome === null) return { ...found, flag: 'dispute_not_closed' };
     await this.warmAccounts(payment);
     await inTransaction(this.pool, async (tx) => {
@@ -136,10 +139,6 @@ export class Disputes {
       reason: dispute.reason ?? null,
       holdPostingId,
     });
-  }
-
-  private async paymentOf(dispute: StripeDispute): Promise<DisputedPayment | undefined> {
-    return dispute.payment_intent ? this.store.paymentByIntent(this.pool, dispute.payment_intent) : undefined;
   }
 
   /** Account facts never change: read on the pool before the transaction, which then needs its one connection only. */

@@ -14,6 +14,12 @@ export interface PaymentProvider {
   createCheckoutSession(input: CheckoutSessionRequest, idempotencyKey: string): Promise<ProviderCheckoutSession>;
   retrieveCheckoutSession(id: string): Promise<ProviderCheckoutSession>;
   expireCheckoutSession(id: string): Promise<ProviderCheckoutSession>;
+  /**
+   * A checkout session's payment intent: whether a delayed payment is still
+   * processing, failed or succeeded when the session alone (complete, unpaid)
+   * does not say.
+   */
+  retrievePaymentIntent(id: string): Promise<ProviderPaymentIntent>;
   createRefund(input: RefundRequestToProvider, idempotencyKey: string): Promise<ProviderRefund>;
   /** Every refund of a charge (charge.refunded names the charge; its refunds are read here). */
   listRefunds(chargeId: string): Promise<ProviderRefund[]>;
@@ -46,6 +52,14 @@ export interface ProviderCheckoutSession {
   clientReferenceId: string | null;
   expiresAt: Date | null;
   metadata: Record<string, string>;
+}
+
+export interface ProviderPaymentIntent {
+  id: string;
+  /** `requires_payment_method` after a failed attempt (a delayed debit that bounced), `canceled` when given up. */
+  status: 'requires_payment_method' | 'requires_confirmation' | 'requires_action' | 'processing' | 'requires_capture' | 'canceled' | 'succeeded';
+  amount: bigint;
+  currency: string;
 }
 
 export interface RefundRequestToProvider {

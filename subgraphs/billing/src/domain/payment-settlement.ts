@@ -19,7 +19,7 @@ import { BILLING_READ } from './balances.js';
 import type { Ledger } from './ledger.js';
 import { formatAmount } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
-import type { PaymentProvider, ProviderCheckoutSession } from './payment-provider.js';
+import type { PaymentProvider, ProviderCheckoutSession, ProviderPaymentIntent } from './payment-provider.js';
 import { BILLING_ADMIN } from './price-books.js';
 import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
 
@@ -43,6 +43,14 @@ const NEXT: Readonly<Record<PaymentSessionStatus, readonly PaymentSessionStatus[
 function movingTo(to: PaymentSessionStatus): PaymentSessionStatus[] {
   return PAYMENT_SESSION_STATUSES.filter((from) => NEXT[from].includes(to));
 }
+
+/**
+ * A complete checkout session's payment intent in these states will not be
+ * paid: it was confirmed when the checkout completed, so
+ * requires_payment_method means that attempt failed (a bounced debit), and
+ * canceled that it was given up. Checkout never confirms it again.
+ */
+const FAILED_PAYMENT_INTENT_STATUSES: ReadonlyArray<ProviderPaymentIntent['status']> = ['requires_payment_method', 'canceled'];
 
 /** What finance looks at: sessions that neither reached a final state by themselves nor were settled. */
 const STUCK_STATUSES: readonly PaymentSessionStatus[] = ['initiated', 'checkout_completed', 'failed_reconcile'];
@@ -180,7 +188,10 @@ export class PaymentSettlement {
    * admins; audited as billing.payment.reconcile in the transaction of the
    * change): complete and paid credits it once, with the amount Stripe
    * received when `acceptReceivedAmount` and it differs; expired expires an
-   * initiated session; complete and unpaid completes it; open changes nothing.
+   * initiated session; complete and unpaid completes it, and marks it
+   * payment_failed when its payment intent says the delayed payment failed
+   * (the async_payment_failed event was lost: the session alone stays
+   * complete and unpaid for ever); open changes nothing.
    */
   async reconcilePaymentSession(caller: ReconcilingCaller, id: string, input: ReconcileInput): Promise<PaymentSessionRecord> {
     caller.access.requireHolds(BILLING_ADMIN);
@@ -190,6 +201,11 @@ export class PaymentSettlement {
     caller.access.require(BILLING_ADMIN, { organizationId: found.organizationId });
     const stripeSession = await this.provider.retrieveCheckoutSession(found.stripeSessionId);
     const report = reportOfProvider(stripeSession);
+    // Asked before the transaction: no pool connection is held while Stripe answers.
+    const paymentIntent =
+      stripeSession.status === 'complete' && stripeSession.paymentStatus === 'unpaid' && report.paymentIntentId !== null
+        ? await this.provider.retrievePaymentIntent(report.paymentIntentId)
+        : null;
     const settler: Settler = { actor: actorOf(caller.principal), correlationId: caller.correlationId };
 
     return inTransaction(this.pool, async (tx) => {
@@ -201,6 +217,14 @@ export class PaymentSettlement {
         after = await this.completeIn(tx, before, report);
         if (report.paymentStatus === 'paid') {
           after = (await this.creditIn(tx, after, report, settler, { acceptReceivedAmount: acceptReceivedAmount === true, reconciling: true })).session;
+        } else if (paymentIntent !== null && FAILED_PAYMENT_INTENT_STATUSES.includes(paymentIntent.status)) {
+          const failed = await this.store.transition(tx, before.id, {
+            to: 'payment_failed',
+            from: movingTo('payment_failed'),
+            ...reported(report),
+            failureReason: `Stripe reports the asynchronous payment failed: payment intent ${paymentIntent.id} is ${paymentIntent.status} (found by reconcile)`,
+          });
+          after = failed ?? after;
         }
       }
       await recordAudit(
@@ -216,6 +240,7 @@ export class PaymentSettlement {
             stripeSessionId: before.stripeSessionId,
             stripeStatus: stripeSession.status,
             stripePaymentStatus: stripeSession.paymentStatus,
+            stripePaymentIntentStatus: paymentIntent?.status ?? null,
             before: before.status,
             after: after.status,
             amount: formatAmount(before.amount),

@@ -8,6 +8,7 @@ import { AppError, isAppError, parseInput } from '@aifactory/errors';
 import type { Principal } from '@aifactory/service-auth';
 import { actorOf } from '@aifactory/subgraph-kit';
 import { LedgerStore } from '../data/ledger-store.js';
+import type { PaymentSessionStatus } from '../data/payment-sessions-store.js';
 import { RefundStore, type RefundablePayment, type RefundRequestRecord } from '../data/refunds-store.js';
 import { inTransaction, type Tx } from '../data/transactions.js';
 import type { PolicySource } from './admin-credit.js';
@@ -58,7 +59,9 @@ export interface RefundingCaller {
  * within `billing.refund.window` of the credit and up to the unspent paid
  * balance, never promotional credit. The posting id is
  * `refund:<stripe refund id>`, so our refund and Stripe's charge.refunded
- * for it post once between them, whichever comes first.
+ * for it post once between them, whichever comes first. A refund event that
+ * overtook its payment's credit is retried until the credit lands
+ * (`awaitingCredit`).
  */
 export class Refunds {
   private readonly store = new RefundStore();
@@ -178,7 +181,7 @@ export class Refunds {
    */
   async recordChargeRefunded(event: StoredStripeEvent): Promise<StripeEventOutcome> {
     const charge = parseInput(chargeObject, event.object);
-    return this.settleRefundsOfCharge(charge.id, charge.payment_intent ?? null, event.correlationId);
+    return this.settleRefundsOfCharge(event, charge.id, charge.payment_intent ?? null);
   }
 
   /**
@@ -191,22 +194,22 @@ export class Refunds {
   async recordRefundUpdated(event: StoredStripeEvent): Promise<StripeEventOutcome> {
     const refund = parseInput(refundObject, event.object);
     if (!refund.charge) return { flag: 'unknown_payment' };
-    return this.settleRefundsOfCharge(refund.charge, refund.payment_intent ?? null, event.correlationId);
+    return this.settleRefundsOfCharge(event, refund.charge, refund.payment_intent ?? null);
   }
 
   /** Posts every succeeded refund of the charge once, and fails our requests whose refunds failed at Stripe. */
-  private async settleRefundsOfCharge(chargeId: string, paymentIntentId: string | null, correlationId: string): Promise<StripeEventOutcome> {
-    const payment = paymentIntentId === null ? undefined : await this.store.paymentByIntent(this.pool, paymentIntentId);
-    if (!payment) return { flag: 'unknown_payment' };
+  private async settleRefundsOfCharge(event: StoredStripeEvent, chargeId: string, paymentIntentId: string | null): Promise<StripeEventOutcome> {
+    // No payment intent: not a Checkout payment, so none billing will ever credit.
+    if (paymentIntentId === null) return { flag: 'unknown_payment' };
+    const payment = await this.store.paymentByIntent(this.pool, paymentIntentId);
+    if (payment?.status !== 'credited') return awaitingCredit(event, paymentIntentId, payment);
     const outcome: StripeEventOutcome = { organizationId: payment.organizationId, paymentSessionId: payment.id };
-    // Billing never credited it (it failed to reconcile, ...): its refund takes nothing from the customer balance; finance settles it.
-    if (payment.status !== 'credited') return { ...outcome, flag: 'payment_not_credited' };
     const accounts = await this.ledger.organizationAccounts(payment.organizationId);
     await this.ledger.accounts.platformAccount('refunds', accounts.currency);
     let flag: string | undefined;
     for (const refund of await this.provider.listRefunds(chargeId)) {
       if (refund.status === 'succeeded') {
-        if (await inTransaction(this.pool, (tx) => this.postStripeRefundIn(tx, payment, refund, correlationId))) flag ??= 'refund_exceeds_balance';
+        if (await inTransaction(this.pool, (tx) => this.postStripeRefundIn(tx, payment, refund, event.correlationId))) flag ??= 'refund_exceeds_balance';
       } else if (refund.status === 'failed' || refund.status === 'canceled') {
         // Failed after Stripe said it succeeded (and so after, or before, its posting): the money came back to the platform's
         // Stripe balance, and finance decides what the customer is owed.
@@ -345,6 +348,46 @@ export class Refunds {
     ]);
     return result!;
   }
+}
+
+/** A refunded or disputed payment as its event's handler found it by payment intent. */
+export interface PaymentOfEvent {
+  id: string;
+  organizationId: string;
+  status: PaymentSessionStatus;
+}
+
+/** Sessions whose payment may still be credited: checkout or its asynchronous payment has not finished yet. */
+const CREDIT_MAY_COME: readonly PaymentSessionStatus[] = ['initiated', 'checkout_completed'];
+
+/**
+ * A refund or dispute event of a payment billing has not credited (unknown,
+ * or its session is not `credited`). Stripe does not order its webhooks:
+ * the event may be handled before the checkout.session.completed (or
+ * async_payment_succeeded) that records the payment intent on its session
+ * and credits it, delivered later or being retried. Handled then, its money
+ * would never be posted once the credit lands, so while the payment is
+ * unknown or its credit may still come the handler throws: the worker
+ * retries the event with backoff, the attempt after the credit posts it, and
+ * after the last attempt it is dead-lettered for finance. A session that
+ * ended uncredited (failed_reconcile, expired, payment_failed) never put the
+ * money in the customer balance: the event posts nothing and is flagged
+ * `payment_not_credited` for finance to settle.
+ */
+export function awaitingCredit(event: StoredStripeEvent, paymentIntentId: string, payment: PaymentOfEvent | undefined): StripeEventOutcome {
+  if (!payment) {
+    throw new AppError(
+      'BILLING_PAYMENT_SESSION_NOT_FOUND',
+      'No payment session has this payment intent yet: the payment is not credited yet (its checkout event may still come), and the event is retried',
+      { details: { stripeEventId: event.id, type: event.type, paymentIntentId } },
+    );
+  }
+  if (CREDIT_MAY_COME.includes(payment.status)) {
+    throw new AppError('BILLING_PAYMENT_NOT_REFUNDABLE', `The payment is not credited yet (its session is ${payment.status}), and the event is retried`, {
+      details: { stripeEventId: event.id, type: event.type, paymentIntentId, paymentSessionId: payment.id, status: payment.status },
+    });
+  }
+  return { organizationId: payment.organizationId, paymentSessionId: payment.id, flag: 'payment_not_credited' };
 }
 
 /** The Stripe event handlers of refunds, for the webhook worker's handler map. */

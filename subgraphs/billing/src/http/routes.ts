@@ -6,7 +6,7 @@ import { stripeWebhookRoute } from './stripe-webhook-route.js';
 import { usageExportRoute } from './usage-export-route.js';
 
 /** billing's REST routes beside /graphql. */
-export function billingHttpRoutes(services: BillingServices, stripe: { webhookSecrets: readonly string[]; toleranceSeconds: number }): SubgraphHttpRoute[] {
+export function billingHttpRoutes(services: BillingServices, stripe: { webhookSecrets: () => readonly string[]; toleranceSeconds: number }): SubgraphHttpRoute[] {
   return [
     stripeWebhookRoute({ events: services.stripeEvents, secrets: stripe.webhookSecrets, toleranceSeconds: stripe.toleranceSeconds }),
     ...reservationRoutes(services.reservations),

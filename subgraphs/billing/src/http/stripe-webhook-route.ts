@@ -8,8 +8,11 @@ const BODY_LIMIT_BYTES = 1024 * 1024;
 
 export interface StripeWebhookRouteDeps {
   events: Pick<StripeEventProcessor, 'receive'>;
-  /** STRIPE_WEBHOOK_SECRET_FILE's secrets: any one verifies, so a secret is rotated with an overlap. */
-  secrets: readonly string[];
+  /**
+   * STRIPE_WEBHOOK_SECRET_FILE's secrets as last read, asked per delivery: any
+   * one verifies, so a secret is rotated with an overlap and without a restart.
+   */
+  secrets: () => readonly string[];
   /** STRIPE_WEBHOOK_TOLERANCE_SECONDS: an older signature timestamp is refused (replay). */
   toleranceSeconds: number;
 }
@@ -31,7 +34,7 @@ export function stripeWebhookRoute({ events, secrets, toleranceSeconds }: Stripe
     handle: async (ctx) => {
       const raw = await readBody(ctx.req, BODY_LIMIT_BYTES);
       const signature = ctx.req.headers['stripe-signature'];
-      const event = verifyStripeWebhook(raw, typeof signature === 'string' ? signature : undefined, secrets, toleranceSeconds);
+      const event = verifyStripeWebhook(raw, typeof signature === 'string' ? signature : undefined, secrets(), toleranceSeconds);
       const { duplicate } = await events.receive(event, ctx.correlationId);
       sendJson(ctx.res, 200, { received: true, duplicate });
     },

@@ -88,6 +88,25 @@ describe('StripePaymentProvider against the fake Stripe', () => {
     expect(refunds.map((item) => item.amount)).toEqual([500n, 1_000n]);
   });
 
+  it('reads a session’s payment intent in billing’s terms: processing while the delayed payment is pending, then failed', async () => {
+    const customer = await provider.createCustomer({ organizationId: 'org-1' }, 'customer:org-1');
+    const created = await provider.createCheckoutSession(checkoutRequest(customer.id, 'ps-intent'), 'checkout:ps-intent');
+    await fake.completeCheckout(created.id, { paid: false });
+    const { paymentIntentId } = await provider.retrieveCheckoutSession(created.id);
+
+    await expect(provider.retrievePaymentIntent(paymentIntentId!)).resolves.toEqual({ id: paymentIntentId, status: 'processing', amount: 2_500n, currency: 'EUR' });
+    await fake.asyncPaymentFailed(created.id);
+    await expect(provider.retrievePaymentIntent(paymentIntentId!)).resolves.toMatchObject({ status: 'requires_payment_method' });
+    const unknown = await failureOf(provider.retrievePaymentIntent('pi_nope'));
+    expect(unknown.code).toBe('PAYMENT_PROVIDER_REFUSED');
+    expect(unknown.details).toEqual({ stripeCode: 'resource_missing', stripeType: 'invalid_request_error' });
+
+    reachability.length = 0;
+    fake.setUnavailable(true);
+    expect((await failureOf(provider.retrievePaymentIntent(paymentIntentId!))).code).toBe('PAYMENT_PROVIDER_UNAVAILABLE');
+    expect(reachability).toEqual([false]);
+  });
+
   it('expires an open session and makes a portal session', async () => {
     const customer = await provider.createCustomer({ organizationId: 'org-1' }, 'customer:org-1');
     const created = await provider.createCheckoutSession(checkoutRequest(customer.id, 'ps-expire'), 'checkout:ps-expire');

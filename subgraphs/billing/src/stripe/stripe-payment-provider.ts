@@ -4,13 +4,18 @@ import type {
   CheckoutSessionRequest,
   PaymentProvider,
   ProviderCheckoutSession,
+  ProviderPaymentIntent,
   ProviderRefund,
   RefundRequestToProvider,
 } from '../domain/payment-provider.js';
 
 export interface StripePaymentProviderOptions {
-  /** The secret key (readStripeSecrets); never logged, never in an error. */
-  apiKey: string;
+  /**
+   * The secret key, or where to read it before each call (billing's reloaded
+   * STRIPE_API_KEY_FILE: a rolled key is used from the next call on, without a
+   * restart). Never logged, never in an error.
+   */
+  apiKey: string | (() => string);
   /** STRIPE_API_URL: another Stripe API than api.stripe.com (the local fake). */
   apiUrl?: string | undefined;
   /** STRIPE_TIMEOUT_MS: a call that takes longer counts as Stripe unavailable. */
@@ -40,19 +45,35 @@ export function stripeApiAddress(apiUrl: string): { host: string; port: number; 
  * decide, and payment initiation fails closed at once (seed 002).
  */
 export class StripePaymentProvider implements PaymentProvider {
-  private readonly stripe: Stripe;
+  private readonly apiKey: () => string;
+  private readonly config: Stripe.StripeConfig;
+  private client: { apiKey: string; stripe: Stripe };
   private readonly onReachability: ((reachable: boolean) => void) | undefined;
 
   constructor(options: StripePaymentProviderOptions) {
-    this.stripe = new Stripe(options.apiKey, {
+    const { apiKey } = options;
+    this.apiKey = typeof apiKey === 'string' ? () => apiKey : apiKey;
+    this.config = {
       // Pinned: objects are read with the shapes of the version the library was built for.
       apiVersion: Stripe.API_VERSION,
       maxNetworkRetries: 0,
       timeout: options.timeoutMs,
       telemetry: false,
       ...(options.apiUrl === undefined ? {} : stripeApiAddress(options.apiUrl)),
-    });
+    };
+    this.client = this.clientFor(this.apiKey());
     this.onReachability = options.onReachability;
+  }
+
+  /** The client of the current key; a new one once the key rolled (calls already under way finish with the old). */
+  private get stripe(): Stripe {
+    const apiKey = this.apiKey();
+    if (apiKey !== this.client.apiKey) this.client = this.clientFor(apiKey);
+    return this.client.stripe;
+  }
+
+  private clientFor(apiKey: string): { apiKey: string; stripe: Stripe } {
+    return { apiKey, stripe: new Stripe(apiKey, this.config) };
   }
 
   async createCustomer(input: { organizationId: string }, idempotencyKey: string): Promise<{ id: string }> {
@@ -92,6 +113,17 @@ export class StripePaymentProvider implements PaymentProvider {
 
   async expireCheckoutSession(id: string): Promise<ProviderCheckoutSession> {
     return checkoutSessionOf(await this.call(() => this.stripe.checkout.sessions.expire(id)));
+  }
+
+  async retrievePaymentIntent(id: string): Promise<ProviderPaymentIntent> {
+    const intent = await this.call(() => this.stripe.paymentIntents.retrieve(id));
+    return {
+      id: intent.id,
+      // A status billing does not know is read as neither failed nor paid: still processing.
+      status: known(PAYMENT_INTENT_STATUSES, intent.status) ?? 'processing',
+      amount: BigInt(intent.amount),
+      currency: intent.currency.toUpperCase(),
+    };
   }
 
   async createRefund(input: RefundRequestToProvider, idempotencyKey: string): Promise<ProviderRefund> {
@@ -191,6 +223,15 @@ function checkoutSessionOf(session: Stripe.Checkout.Session): ProviderCheckoutSe
 
 const CHECKOUT_STATUSES: ReadonlyArray<ProviderCheckoutSession['status']> = ['open', 'complete', 'expired'];
 const PAYMENT_STATUSES: ReadonlyArray<ProviderCheckoutSession['paymentStatus']> = ['paid', 'unpaid', 'no_payment_required'];
+const PAYMENT_INTENT_STATUSES: ReadonlyArray<ProviderPaymentIntent['status']> = [
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'canceled',
+  'succeeded',
+];
 const REFUND_STATUSES: ReadonlyArray<ProviderRefund['status']> = ['pending', 'requires_action', 'succeeded', 'failed', 'canceled'];
 
 /** Stripe's status strings are open-ended (new ones appear with API versions): only the ones billing knows. */
