@@ -7,7 +7,7 @@ import type { FakeCheckoutSession, FakePortalSession } from './objects.js';
  */
 
 /** What a button on the checkout page does; the path segment it posts to. */
-export const CHECKOUT_ACTIONS = ['pay', 'pay-later', 'async-succeeded', 'async-failed', 'expire', 'cancel'] as const;
+const CHECKOUT_ACTIONS = ['pay', 'pay-later', 'async-succeeded', 'async-failed', 'expire', 'cancel'] as const;
 export type CheckoutAction = (typeof CHECKOUT_ACTIONS)[number];
 
 export function isCheckoutAction(value: string): value is CheckoutAction {

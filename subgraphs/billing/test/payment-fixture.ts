@@ -55,8 +55,6 @@ export function storedEvent(event: StripeEventJson): StoredStripeEvent {
     id: event.id,
     type: event.type,
     object: event.data.object,
-    stripeCreatedAt: new Date(event.created * 1000),
-    receivedAt: new Date(),
     correlationId: `stripe-${event.id}`,
   };
 }

@@ -12,10 +12,13 @@ import type { PaymentProvider } from './payment-provider.js';
 import { checkoutBounds, freshPolicySnapshot } from './payment-policy.js';
 
 /** Who may start a top-up or open the customer portal: the organization's billing admins (org_admin holds it). */
-export const BILLING_MANAGE = 'platform:billing:manage';
+const BILLING_MANAGE = 'platform:billing:manage';
 
-/** Printable ASCII, as the Idempotency-Key header carries it; Stripe's own keys are at most 255 characters. */
-/** Seed 004's rule, as the gateway and the subgraph kit check it: the Stripe key is derived from it, so any such key serves. */
+/**
+ * Seed 004's rule for the Idempotency-Key header (printable ASCII, at most
+ * 255 characters), as the gateway and the subgraph kit check it: the Stripe
+ * key is derived from it, so any key the gateway takes serves.
+ */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 
 const checkoutInput = z.object({ organizationId: z.uuid(), amount: z.string() });
@@ -64,7 +67,7 @@ export function checkoutIdentity(organizationId: string, idempotencyKey: string)
  * Stripe Checkout top-ups (issue 18) and the customer portal. A checkout is
  * idempotent through the request's Idempotency-Key and fails closed (seed
  * 002): without a fresh policy snapshot or with Stripe unreachable it is
- * refused and nothing is recorded. The session is recorded `initiated`
+ * refused and no session is recorded. The session is recorded `initiated`
  * only after Stripe created it; its settlement is PaymentSettlement's.
  */
 export class Checkout {

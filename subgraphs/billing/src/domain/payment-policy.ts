@@ -2,9 +2,9 @@ import { effectivePolicy, parsePolicyValue, requireFreshPolicy, type PolicySnaps
 import { AppError } from '@aifactory/errors';
 import type { PolicySource } from './admin-credit.js';
 
-export const CHECKOUT_MIN_AMOUNT_KEY = 'billing.checkout.min_amount';
-export const CHECKOUT_MAX_AMOUNT_KEY = 'billing.checkout.max_amount';
-export const REFUND_WINDOW_KEY = 'billing.refund.window';
+const CHECKOUT_MIN_AMOUNT_KEY = 'billing.checkout.min_amount';
+const CHECKOUT_MAX_AMOUNT_KEY = 'billing.checkout.max_amount';
+const REFUND_WINDOW_KEY = 'billing.refund.window';
 
 /** What one checkout may top up, in minor units, both ends allowed. */
 export interface CheckoutBounds {

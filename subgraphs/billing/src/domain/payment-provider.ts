@@ -6,14 +6,15 @@
  * Stripe (@aifactory/stripe-fake). Every call that creates something takes
  * the Stripe idempotency key it is sent with. A call that could not reach
  * Stripe, or that Stripe answered with a server error, throws AppError
- * PAYMENT_PROVIDER_UNAVAILABLE; one Stripe refused (4xx) throws
- * PAYMENT_PROVIDER_REFUSED with Stripe's code in details.
+ * PAYMENT_PROVIDER_UNAVAILABLE, and so does a 409 or 429 (Stripe may take
+ * it later); one Stripe refused (any other 4xx) throws
+ * PAYMENT_PROVIDER_REFUSED with Stripe's code and type in details
+ * (`stripeCode`, `stripeType`).
  */
 export interface PaymentProvider {
   createCustomer(input: { organizationId: string }, idempotencyKey: string): Promise<{ id: string }>;
   createCheckoutSession(input: CheckoutSessionRequest, idempotencyKey: string): Promise<ProviderCheckoutSession>;
   retrieveCheckoutSession(id: string): Promise<ProviderCheckoutSession>;
-  expireCheckoutSession(id: string): Promise<ProviderCheckoutSession>;
   /**
    * A checkout session's payment intent: whether a delayed payment is still
    * processing, failed or succeeded when the session alone (complete, unpaid)

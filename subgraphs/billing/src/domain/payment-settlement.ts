@@ -102,7 +102,7 @@ function reportOfProvider(session: ProviderCheckoutSession): StripeReport {
     stripeSessionId: session.id,
     paymentStatus: session.paymentStatus,
     amountTotal: session.amountTotal,
-    currency: session.currency ? session.currency.toUpperCase() : null,
+    currency: session.currency,
     paymentIntentId: session.paymentIntentId,
     paymentSessionId: session.metadata['paymentSessionId'] ?? session.clientReferenceId,
   };

@@ -258,7 +258,7 @@ export class Refunds {
       );
     } catch (error) {
       if (!isAppError(error) || error.code !== 'PAYMENT_PROVIDER_REFUSED') throw error;
-      const code = typeof error.details?.['code'] === 'string' ? `${error.details['code']}: ` : '';
+      const code = typeof error.details?.['stripeCode'] === 'string' ? `${error.details['stripeCode']}: ` : '';
       return this.settled(request, (tx) => this.store.recordFailed(tx, request.id, null, `${code}${error.message}`));
     }
     if (refund.status === 'failed' || refund.status === 'canceled') {

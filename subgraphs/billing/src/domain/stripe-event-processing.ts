@@ -251,8 +251,6 @@ function storedEventOf(event: ClaimedStripeEvent): StoredStripeEvent {
     id: event.id,
     type: event.type,
     object: data.object,
-    stripeCreatedAt: event.stripeCreatedAt,
-    receivedAt: event.receivedAt,
     correlationId: event.correlationId,
   };
 }

@@ -11,16 +11,17 @@ export interface StoredStripeEvent {
   type: string;
   /** The event's `data.object` as Stripe sent it (a checkout session, charge, dispute, ...). */
   object: Record<string, unknown>;
-  /** Stripe's `created`. */
-  stripeCreatedAt: Date;
-  receivedAt: Date;
   /** The webhook request's correlation id: the handler's postings and outbox events carry it. */
   correlationId: string;
 }
 
 /** What handling an event found, stored on the event. */
 export interface StripeEventOutcome {
-  /** Finance should look at it: an event for a session or payment billing does not know, a mismatch. */
+  /**
+   * Finance should look at it (`flagReason`): an event for a checkout session
+   * billing does not know, a refund or dispute of no Checkout payment or of one
+   * that ended uncredited, a mismatch.
+   */
   flag?: string;
   organizationId?: string | null;
   paymentSessionId?: string | null;

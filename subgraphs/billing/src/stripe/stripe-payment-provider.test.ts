@@ -107,10 +107,8 @@ describe('StripePaymentProvider against the fake Stripe', () => {
     expect(reachability).toEqual([false]);
   });
 
-  it('expires an open session and makes a portal session', async () => {
+  it('makes a portal session', async () => {
     const customer = await provider.createCustomer({ organizationId: 'org-1' }, 'customer:org-1');
-    const created = await provider.createCheckoutSession(checkoutRequest(customer.id, 'ps-expire'), 'checkout:ps-expire');
-    await expect(provider.expireCheckoutSession(created.id)).resolves.toMatchObject({ status: 'expired' });
     const portal = await provider.createPortalSession({ customerId: customer.id, returnUrl: 'http://localhost:3000/billing' });
     expect(portal.url).toMatch(new RegExp(`^${fake.url}/portal/bps_`));
     await expect(provider.probe()).resolves.toBeUndefined();

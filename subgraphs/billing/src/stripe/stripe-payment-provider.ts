@@ -111,10 +111,6 @@ export class StripePaymentProvider implements PaymentProvider {
     return checkoutSessionOf(await this.call(() => this.stripe.checkout.sessions.retrieve(id)));
   }
 
-  async expireCheckoutSession(id: string): Promise<ProviderCheckoutSession> {
-    return checkoutSessionOf(await this.call(() => this.stripe.checkout.sessions.expire(id)));
-  }
-
   async retrievePaymentIntent(id: string): Promise<ProviderPaymentIntent> {
     const intent = await this.call(() => this.stripe.paymentIntents.retrieve(id));
     return {

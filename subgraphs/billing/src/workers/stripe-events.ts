@@ -10,9 +10,10 @@ export interface StripeEventWorkerOptions {
   /** BILLING_WEBHOOK_POLL_INTERVAL_MS: how soon a retry falls due, or an event stored by another instance, is seen. */
   everyMs: number;
   logger: Logger;
-  /** Events one round processes at most (each is claimed as its processing starts). */
-  batch?: number;
 }
+
+/** Events one round processes at most: stop() waits for the round under way, so this bounds how long a shutdown waits. */
+const ROUND_LIMIT = 50;
 
 export interface StripeEventWorker {
   /** Stops polling and waits for the events being processed. */
@@ -27,21 +28,21 @@ export interface StripeEventWorker {
  * after it. Any number of instances may run it: claims skip what another
  * holds. A failed round (Postgres away) is logged and the next runs on time.
  */
-export function startStripeEventWorker({ processor, everyMs, logger, batch = 50 }: StripeEventWorkerOptions): StripeEventWorker {
+export function startStripeEventWorker({ processor, everyMs, logger }: StripeEventWorkerOptions): StripeEventWorker {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let again = false;
 
   const drain = async () => {
-    // A full batch may mean more are due: keep going until one comes back short.
+    // A full round may mean more are due: keep going until one comes back short.
     for (;;) {
-      const results = await processor.processDue(batch);
+      const results = await processor.processDue(ROUND_LIMIT);
       for (const { id, type, outcome, error } of results) {
         if (outcome === 'retried') logger.warn({ err: error, stripeEventId: id, type }, 'Stripe event processing failed; it is retried');
         if (outcome === 'dead') logger.error({ err: error, stripeEventId: id, type }, 'Stripe event processing failed for the last time; it is dead-lettered');
       }
-      if (results.length < batch || stopped) return;
+      if (results.length < ROUND_LIMIT || stopped) return;
     }
   };
   const schedule = (ms: number) => {
