@@ -25,18 +25,6 @@ afterAll(async () => {
   await pf?.close();
 });
 
-/** The organization's paid balance and what its disputes hold. */
-async function moneyOf(organizationId: string): Promise<{ paid: bigint; held: bigint }> {
-  const { rows } = await pf.fx.admin.query<{ paid: string; held: string | null }>(
-    `SELECT f.paid,
-            (SELECT sum(b.credits_posted - b.debits_posted) FROM account_balances b JOIN accounts a ON a.id = b.account_id
-              WHERE a.organization_id = f.organization_id AND a.kind = 'disputes_held')::int8 AS held
-     FROM organization_funds f WHERE f.organization_id = $1`,
-    [organizationId],
-  );
-  return { paid: BigInt(rows[0]!.paid), held: BigInt(rows[0]!.held ?? '0') };
-}
-
 async function disputeRow(id: string): Promise<Record<string, unknown> | undefined> {
   const { rows } = await pf.fx.admin.query(
     'SELECT status, amount, currency, reason, hold_posting_id, close_posting_id, closed_at IS NOT NULL AS closed FROM payment_disputes WHERE id = $1',
@@ -66,7 +54,7 @@ describe('payment disputes', () => {
 
     expect(await pf.handle(opened, handlers)).toEqual({ organizationId, paymentSessionId: session.id });
     await pf.handle(opened, handlers);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 3_000n, held: 2_000n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 3_000n, held: 2_000n });
     expect(await disputeRow(id)).toEqual({
       status: 'held',
       amount: '2000',
@@ -82,7 +70,7 @@ describe('payment disputes', () => {
     expect(await pf.handle(closed, handlers)).toEqual({ organizationId, paymentSessionId: session.id });
     await pf.handle(closed, handlers);
     await pf.handle(opened, handlers);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 5_000n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 5_000n, held: 0n });
     expect(await disputeRow(id)).toMatchObject({ status: 'won', close_posting_id: `dispute-release:${id}`, closed: true });
     expect(await transfersOf(`dispute-release:${id}`)).toEqual([['disputes_held', 'customer_balance', '2000']]);
   });
@@ -93,10 +81,10 @@ describe('payment disputes', () => {
     const opened = await pf.stripe.openDispute(paymentIntentId);
     const id = disputeIdOf(opened);
     await pf.handle(opened, handlers);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 0n, held: 5_000n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 0n, held: 5_000n });
 
     await pf.handle(await pf.stripe.closeDispute(id, 'lost'), handlers);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 0n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 0n, held: 0n });
     expect(await disputeRow(id)).toMatchObject({ status: 'lost', close_posting_id: `dispute-loss:${id}`, closed: true });
     expect(await transfersOf(`dispute-loss:${id}`)).toEqual([['disputes_held', 'payment_clearing', '5000']]);
   });
@@ -111,7 +99,7 @@ describe('payment disputes', () => {
     await pf.handle(closed, handlers);
     await pf.handle(opened, handlers);
     expect(await disputeRow(id)).toMatchObject({ status: 'lost', hold_posting_id: `dispute-hold:${id}`, close_posting_id: `dispute-loss:${id}` });
-    expect(await moneyOf(organizationId)).toEqual({ paid: 2_500n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 2_500n, held: 0n });
     const postings = await pf.fx.admin.query('SELECT id FROM postings WHERE organization_id = $1 AND kind LIKE $2 ORDER BY seq', [organizationId, 'dispute%']);
     expect(postings.rows.map((row) => row.id)).toEqual([`dispute-hold:${id}`, `dispute-loss:${id}`]);
   });
@@ -124,7 +112,7 @@ describe('payment disputes', () => {
     const closed = storedEvent(await pf.stripe.closeDispute(disputeIdOf(opened), 'won'));
     closed.object = { ...closed.object, status: 'warning_closed' };
     await handlers['charge.dispute.closed']!(closed);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 1_000n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 1_000n, held: 0n });
 
     const unknown = storedEvent(opened);
     unknown.object = { ...unknown.object, id: 'dp_unknown', payment_intent: 'pi_unknown' };
@@ -146,7 +134,7 @@ describe('payment disputes', () => {
 
     expect(await pf.handle(opened, handlers)).toEqual(flagged);
     expect(await pf.handle(await pf.stripe.closeDispute(disputeIdOf(opened), 'lost'), handlers)).toEqual(flagged);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 5_000n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 5_000n, held: 0n });
     expect(await disputeRow(disputeIdOf(opened))).toBeUndefined();
   });
 

@@ -63,18 +63,6 @@ async function thrownBy(work: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** The organization's paid balance and what its disputes hold. */
-async function moneyOf(organizationId: string): Promise<{ paid: bigint; held: bigint }> {
-  const { rows } = await pf.fx.admin.query<{ paid: string; held: string | null }>(
-    `SELECT f.paid,
-            (SELECT sum(b.credits_posted - b.debits_posted) FROM account_balances b JOIN accounts a ON a.id = b.account_id
-              WHERE a.organization_id = f.organization_id AND a.kind = 'disputes_held')::int8 AS held
-     FROM organization_funds f WHERE f.organization_id = $1`,
-    [organizationId],
-  );
-  return { paid: BigInt(rows[0]!.paid), held: BigInt(rows[0]!.held ?? '0') };
-}
-
 async function postingsOf(organizationId: string): Promise<string[]> {
   const { rows } = await pf.fx.admin.query<{ id: string }>(
     "SELECT id FROM postings WHERE organization_id = $1 AND kind IN ('payment_credit', 'refund', 'dispute_hold', 'dispute_release', 'dispute_loss') ORDER BY seq",
@@ -107,7 +95,7 @@ describe('refund and dispute events before their payment is credited', () => {
     expect(await pf.handle(refunded, handlers)).toEqual(found);
     expect(await pf.handle(opened, handlers)).toEqual(found);
 
-    expect(await moneyOf(organizationId)).toEqual({ paid: 2_500n, held: 1_500n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 2_500n, held: 1_500n });
     expect(await postingsOf(organizationId)).toEqual([`payment:${sessionId}`, `refund:${stripeRefundId}`, `dispute-hold:${objectId(opened)}`]);
     const { rows } = await pf.fx.admin.query('SELECT origin, status, amount FROM refund_requests WHERE payment_session_id = $1', [sessionId]);
     expect(rows).toEqual([{ origin: 'stripe', status: 'posted', amount: '1000' }]);
@@ -134,7 +122,7 @@ describe('refund and dispute events before their payment is credited', () => {
     for (const late of [closed, opened, refunded, closed]) expect(await pf.handle(late, handlers)).toEqual({ organizationId, paymentSessionId: sessionId });
 
     const id = objectId(opened);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 2_500n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 2_500n, held: 0n });
     expect(await postingsOf(organizationId)).toEqual([`payment:${sessionId}`, `dispute-hold:${id}`, `dispute-loss:${id}`, expect.stringMatching(/^refund:re_/)]);
   });
 
@@ -173,7 +161,7 @@ describe('refund and dispute events before their payment is credited', () => {
     expect(await handlers['charge.refunded']!(stripeEvent('charge.refunded', charge))).toEqual(flagged);
     expect(await handlers['charge.dispute.created']!(stripeEvent('charge.dispute.created', { ...dispute, status: 'needs_response' }))).toEqual(flagged);
     expect(await handlers['charge.dispute.closed']!(stripeEvent('charge.dispute.closed', { ...dispute, status: 'lost' }))).toEqual(flagged);
-    expect(await moneyOf(organizationId)).toEqual({ paid: 5_000n, held: 0n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 5_000n, held: 0n });
     expect(await postingsOf(organizationId)).toEqual([]);
   });
 });
@@ -246,7 +234,7 @@ describe('through the webhook worker', () => {
       organization_id: organizationId,
       payment_session_id: sessionId,
     });
-    expect(await moneyOf(organizationId)).toEqual({ paid: 3_000n, held: 2_000n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 3_000n, held: 2_000n });
     expect(await postingsOf(organizationId)).toEqual([`payment:${sessionId}`, `dispute-hold:${objectId(opened)}`]);
   });
 
@@ -277,7 +265,7 @@ describe('through the webhook worker', () => {
     expect(await processor.retry(admin, disputeEvent)).toMatchObject({ status: 'pending' });
     expect(await processAll()).toEqual([{ id: disputeEvent, outcome: 'processed' }]);
     expect(await storedRow(disputeEvent)).toMatchObject({ status: 'processed', flagged: false, payment_session_id: sessionId });
-    expect(await moneyOf(organizationId)).toEqual({ paid: 4_000n, held: 1_000n });
+    expect(await pf.money(organizationId)).toEqual({ paid: 4_000n, held: 1_000n });
     expect(await postingsOf(organizationId)).toEqual([`payment:${sessionId}`, `dispute-hold:${objectId(opened)}`]);
   });
 });

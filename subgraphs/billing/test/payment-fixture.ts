@@ -46,6 +46,8 @@ export interface PaymentFixture {
   handle(event: StripeEventJson, handlers?: StripeEventHandlers): Promise<StripeEventOutcome>;
   /** A session checked out through Checkout, paid at the fake and settled: credited, with its real pi_ at the fake. */
   creditedPayment(organizationId: string, amount: bigint): Promise<{ session: PaymentSessionRecord; paymentIntentId: string }>;
+  /** The organization's paid balance and what its disputes hold. */
+  money(organizationId: string): Promise<{ paid: bigint; held: bigint }>;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,16 @@ export async function startPaymentFixture(options: { poolSize?: number } = {}): 
         throw new Error(`payment session ${session.id} ended ${session.status}, not credited`);
       }
       return { session, paymentIntentId: session.stripePaymentIntentId };
+    },
+    money: async (organizationId) => {
+      const { rows } = await fx.admin.query<{ paid: string; held: string | null }>(
+        `SELECT f.paid,
+                (SELECT sum(b.credits_posted - b.debits_posted) FROM account_balances b JOIN accounts a ON a.id = b.account_id
+                  WHERE a.organization_id = f.organization_id AND a.kind = 'disputes_held')::int8 AS held
+         FROM organization_funds f WHERE f.organization_id = $1`,
+        [organizationId],
+      );
+      return { paid: BigInt(rows[0]!.paid), held: BigInt(rows[0]!.held ?? '0') };
     },
     close: async () => {
       await stripe.close();
