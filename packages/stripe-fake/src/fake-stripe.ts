@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
@@ -36,7 +37,17 @@ export interface FakeStripeOptions {
   webhookUrl?: string | null;
   /** 0 (the default): a free port. */
   port?: number;
+  /**
+   * A JSON file the fake keeps its objects in (read at start, written after
+   * every request it answers), so that, like Stripe, it still knows the
+   * customers and sessions billing recorded after a restart (the dev stack);
+   * unset (the default): memory only.
+   */
+  stateFile?: string;
 }
+
+/** What a state file holds: every object map, and the answers kept under idempotency keys. */
+type PersistedState = Record<string, [string, unknown][]>;
 
 /** One API call as the fake answered it, handed to the `onRequest` hook. */
 export interface FakeStripeCall {
@@ -173,7 +184,11 @@ class FakeStripeServer implements FakeStripe {
   private readonly routes: Route[];
   private readonly server: Server = createServer((req, res) => void this.handle(req, res));
 
+  private readonly stateFile: string | null;
+
   constructor(options: FakeStripeOptions) {
+    this.stateFile = options.stateFile ?? null;
+    if (this.stateFile !== null && existsSync(this.stateFile)) this.restore(JSON.parse(readFileSync(this.stateFile, 'utf8')) as PersistedState);
     this.apiKey = options.apiKey ?? randomSecret('sk_test_');
     this.webhookSecret = options.webhookSecret ?? randomSecret('whsec_');
     this.webhookUrl = options.webhookUrl ?? null;
@@ -657,11 +672,42 @@ class FakeStripeServer implements FakeStripe {
 
   // ---- HTTP ----
 
+  /** The maps a state file keeps, by name. */
+  private persistedMaps(): Record<string, Map<string, unknown>> {
+    return {
+      customers: this.customerMap,
+      sessions: this.sessionMap,
+      intentMetadata: this.intentMetadata,
+      intents: this.intentMap,
+      charges: this.chargeMap,
+      refunds: this.refundMap,
+      disputes: this.disputeMap,
+      portals: this.portalMap,
+      events: this.eventMap,
+      answers: this.answers,
+    };
+  }
+
+  private restore(state: PersistedState): void {
+    for (const [name, map] of Object.entries(this.persistedMaps())) {
+      for (const [key, value] of state[name] ?? []) map.set(key, value);
+    }
+  }
+
+  /** Written whole to a temporary file and renamed over the old one, so a crash never leaves half a file. */
+  private persist(): void {
+    if (this.stateFile === null) return;
+    const state: PersistedState = Object.fromEntries(Object.entries(this.persistedMaps()).map(([name, map]) => [name, [...map.entries()]]));
+    writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(state));
+    renameSync(`${this.stateFile}.tmp`, this.stateFile);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake-stripe');
     try {
       if (url.pathname.startsWith('/v1/')) await this.handleApi(req, res, url);
       else await this.handlePage(req, res, url);
+      this.persist();
     } catch (error) {
       if (!res.headersSent) {
         const failure = new StripeFailure(500, 'api_error', `fake Stripe failed: ${error instanceof Error ? error.message : String(error)}`);

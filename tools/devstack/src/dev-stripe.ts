@@ -22,12 +22,22 @@ export function stripeWebhookUrl(gatewayUrl: string): string {
   return `${gatewayUrl}/webhooks/stripe`;
 }
 
-/** The fake Stripe for the dev stack's kept keys (`.dev/keys`), on a fixed port so its checkout links stay valid across restarts of billing. */
-export async function startDevStripe(files: { apiKeyFile: string; webhookSecretFile: string }, port: number, webhookUrl: string): Promise<FakeStripe> {
+/**
+ * The fake Stripe for the dev stack's kept keys (`.dev/keys`), on a fixed
+ * port so its checkout links stay valid across restarts of billing, keeping
+ * its objects in `stateFile`: billing's database keeps the Stripe customers
+ * and sessions it recorded across `npm run up`s, and Stripe must still know them.
+ */
+export async function startDevStripe(
+  files: { apiKeyFile: string; webhookSecretFile: string },
+  port: number,
+  webhookUrl: string,
+  stateFile: string,
+): Promise<FakeStripe> {
   const [apiKey, webhookSecrets] = await Promise.all([readFile(files.apiKeyFile, 'utf8'), readFile(files.webhookSecretFile, 'utf8')]);
   // While secrets overlap billing accepts every line; the newest (the last) signs.
   const webhookSecret = webhookSecrets.trim().split('\n').at(-1)!.trim();
-  return startFakeStripe({ apiKey: apiKey.trim(), webhookSecret, webhookUrl, port });
+  return startFakeStripe({ apiKey: apiKey.trim(), webhookSecret, webhookUrl, port, stateFile });
 }
 
 /** A fake Stripe of one in-process platform, with random keys in a temporary folder of its own; close() removes both. */

@@ -119,6 +119,7 @@ const stripe = await startDevStripe(
   { apiKeyFile: keys.stripeApiKeyFile, webhookSecretFile: keys.stripeWebhookSecretFile },
   config.DEV_STRIPE_PORT,
   stripeWebhookUrl(gatewayUrl),
+  path.join(DEV_DIR, 'stripe-fake.json'),
 );
 closeStripe = () => stripe.close();
 const wiring: PlatformWiring = {

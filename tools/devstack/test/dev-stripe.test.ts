@@ -29,16 +29,38 @@ describe("billing's Stripe on the dev stack and in tests", () => {
     expect(await readFile(again.stripeWebhookSecretFile, 'utf8')).toBe(webhookSecret);
   });
 
-  it('starts the dev fake with the kept keys', async () => {
+  it('starts the dev fake with the kept keys, and it still knows its customers after a restart', async () => {
     const keys = await ensureDevKeys(dir);
-    const stripe = await startDevStripe({ apiKeyFile: keys.stripeApiKeyFile, webhookSecretFile: keys.stripeWebhookSecretFile }, 0, 'http://127.0.0.1:4000/webhooks/stripe');
+    const files = { apiKeyFile: keys.stripeApiKeyFile, webhookSecretFile: keys.stripeWebhookSecretFile };
+    const stateFile = path.join(dir, 'stripe-fake.json');
+    const stripe = await startDevStripe(files, 0, 'http://127.0.0.1:4000/webhooks/stripe', stateFile);
+    let customerId: string;
     try {
       expect(stripe.apiKey).toBe((await readFile(keys.stripeApiKeyFile, 'utf8')).trim());
       expect(stripe.webhookSecret).toBe((await readFile(keys.stripeWebhookSecretFile, 'utf8')).trim());
-      const answer = await fetch(`${stripe.url}/v1/customers?limit=1`, { headers: { authorization: `Bearer ${stripe.apiKey}` } });
-      expect(answer.status).toBe(200);
+      const created = await fetch(`${stripe.url}/v1/customers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stripe.apiKey}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': 'customer:demo' },
+        body: 'metadata[organizationId]=demo',
+      });
+      expect(created.status).toBe(200);
+      customerId = ((await created.json()) as { id: string }).id;
     } finally {
       await stripe.close();
+    }
+    // Billing's database keeps the customer id across `npm run up`s: the restarted fake must know it too.
+    const restarted = await startDevStripe(files, 0, 'http://127.0.0.1:4000/webhooks/stripe', stateFile);
+    try {
+      const found = await fetch(`${restarted.url}/v1/customers/${customerId}`, { headers: { authorization: `Bearer ${restarted.apiKey}` } });
+      expect(found.status).toBe(200);
+      const replayed = await fetch(`${restarted.url}/v1/customers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${restarted.apiKey}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': 'customer:demo' },
+        body: 'metadata[organizationId]=demo',
+      });
+      expect(((await replayed.json()) as { id: string }).id).toBe(customerId);
+    } finally {
+      await restarted.close();
     }
   });
 
