@@ -3,7 +3,7 @@ import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo
 import type { BaseContext } from '@apollo/server';
 import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { AppError } from '@aifactory/errors';
-import { CORRELATION_HEADER } from '@aifactory/http';
+import { CORRELATION_HEADER, IDEMPOTENCY_KEY_HEADER } from '@aifactory/http';
 import type { InternalTokenSigner, Principal } from '@aifactory/service-auth';
 import { injectTraceContext, type Histogram } from '@aifactory/telemetry';
 
@@ -63,7 +63,7 @@ export class SubgraphSource implements GraphQLDataSource<GatewayContext> {
       'content-length': String(Buffer.byteLength(body)),
       authorization: `Bearer ${await token}`,
       [CORRELATION_HEADER]: context.correlationId,
-      ...(context.idempotencyKey === undefined ? {} : { 'idempotency-key': context.idempotencyKey }),
+      ...(context.idempotencyKey === undefined ? {} : { [IDEMPOTENCY_KEY_HEADER]: context.idempotencyKey }),
     };
     injectTraceContext(headers);
 

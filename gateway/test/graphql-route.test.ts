@@ -1,57 +1,30 @@
-import { randomBytes } from 'node:crypto';
 import { buildSchema } from 'graphql';
-import { Redis } from 'ioredis';
-import { systemClock } from '@aifactory/clock';
-import { createGraphQLErrorFormatter, startHttpServer, type RunningHttpServer } from '@aifactory/http';
 import { createLogger } from '@aifactory/logging';
-import { captureLogs, TEST_REDIS_URL, type CapturedLogs } from '@aifactory/testing';
-import { IdempotencyStore } from '../src/edge/idempotency.js';
-import { RateLimiter } from '../src/edge/rate-limiter.js';
-import { configuredRateLimitPolicy } from '../src/edge/rate-limits.js';
-import { gatewayGraphQLRoute } from '../src/graphql/graphql-route.js';
-import { PreparedOperations } from '../src/graphql/prepared-operations.js';
+import { captureLogs, type CapturedLogs } from '@aifactory/testing';
+import { startGraphQLRoute, type GraphQLRouteHarness } from './graphql-route-harness.js';
 
 const schema = buildSchema('type Query { hello(n: Int): String } type Mutation { touch: String }');
-const limits = { depth: 20, height: 200, aliases: 30, rootFields: 20, tokens: 15_000 };
 
 describe('the gateway GraphQL route when something unexpected fails', () => {
-  let server: RunningHttpServer;
-  let redis: Redis;
+  let route: GraphQLRouteHarness;
   let logs: CapturedLogs;
-  const prefix = `aif:test:${randomBytes(6).toString('hex')}:`;
 
   beforeAll(async () => {
     logs = captureLogs();
     const logger = createLogger({ service: 'gateway', level: 'info', destination: logs.destination });
-    redis = new Redis(TEST_REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
-    await new Promise((resolve) => redis.once('ready', resolve));
-    const unlimited = { limit: 1_000, windowSeconds: 60 };
-    const route = gatewayGraphQLRoute({
-      authenticate: async () => ({ type: 'user', subject: 'u-1', platformRoles: [], grants: [] }),
-      operations: new PreparedOperations(schema, limits),
+    route = await startGraphQLRoute(
       schema,
-      executor: async () => {
+      async () => {
         throw new Error('invariant broken in plan node 7 for tenant acme');
       },
-      limiter: new RateLimiter({ redis, keyPrefix: prefix, clock: systemClock, logger }),
-      policy: configuredRateLimitPolicy({ default: unlimited, operations: {}, routes: {}, webhooks: unlimited }),
-      idempotency: new IdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60, inFlightTtlSeconds: 10, logger }),
-      secretFields: new Set(),
-      bodyLimitBytes: 1024 * 1024,
       logger,
-      formatError: createGraphQLErrorFormatter(logger),
-    });
-    server = await startHttpServer({ logger, routes: { 'POST /graphql': route }, shutdownGraceMs: 1_000 }, 0);
+    );
   });
   afterAll(async () => {
-    await server?.close();
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis?.disconnect();
+    await route?.close();
   });
 
-  const post = (body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const post = (body: unknown, headers: Record<string, string> = {}) => route.post(body, headers);
 
   it('answers INTERNAL_ERROR with no detail and logs one line with the cause under the correlation id', async () => {
     const res = await post({ query: '{ hello }' }, { 'x-correlation-id': 'unexpected-0001' });

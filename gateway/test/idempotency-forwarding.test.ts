@@ -1,24 +1,15 @@
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { buildSchema } from 'graphql';
-import { Redis } from 'ioredis';
-import { systemClock } from '@aifactory/clock';
-import { createGraphQLErrorFormatter, startHttpServer, type RunningHttpServer } from '@aifactory/http';
 import { createLogger } from '@aifactory/logging';
 import { InternalTokenSigner } from '@aifactory/service-auth';
 import type { Histogram } from '@aifactory/telemetry';
-import { TEST_REDIS_URL } from '@aifactory/testing';
-import { IdempotencyStore } from '../src/edge/idempotency.js';
-import { RateLimiter } from '../src/edge/rate-limiter.js';
-import { configuredRateLimitPolicy } from '../src/edge/rate-limits.js';
-import { gatewayGraphQLRoute } from '../src/graphql/graphql-route.js';
-import { PreparedOperations } from '../src/graphql/prepared-operations.js';
 import { SubgraphSource, type GatewayContext } from '../src/subgraph-source.js';
+import { startGraphQLRoute, type GraphQLRouteHarness } from './graphql-route-harness.js';
 
 const schema = buildSchema('type Query { hello: String } type Mutation { touch: String }');
-const limits = { depth: 20, height: 200, aliases: 30, rootFields: 20, tokens: 15_000 };
 const noMetrics = { observe: () => undefined } as unknown as Histogram<'subgraph' | 'outcome'>;
 
 /**
@@ -28,10 +19,8 @@ const noMetrics = { observe: () => undefined } as unknown as Histogram<'subgraph
  */
 describe('forwarding the Idempotency-Key to subgraphs', () => {
   let upstream: Server;
-  let server: RunningHttpServer;
-  let redis: Redis;
+  let route: GraphQLRouteHarness;
   const seen: IncomingHttpHeaders[] = [];
-  const prefix = `aif:test:${randomBytes(6).toString('hex')}:`;
 
   beforeAll(async () => {
     upstream = createServer((req, res) => {
@@ -51,15 +40,9 @@ describe('forwarding the Idempotency-Key to subgraphs', () => {
       fetchDuration: noMetrics,
     });
 
-    const logger = createLogger({ service: 'gateway', level: 'silent' });
-    redis = new Redis(TEST_REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
-    await new Promise((resolve) => redis.once('ready', resolve));
-    const unlimited = { limit: 1_000, windowSeconds: 60 };
-    const route = gatewayGraphQLRoute({
-      authenticate: async () => ({ type: 'user', subject: 'u-1', platformRoles: [], grants: [] }),
-      operations: new PreparedOperations(schema, limits),
+    route = await startGraphQLRoute(
       schema,
-      executor: async (requestContext) => {
+      async (requestContext) => {
         // What the query planner hands a data source, less what SubgraphSource does not read.
         const response = await source.process({
           request: { query: requestContext.source, operationName: requestContext.operationName ?? undefined },
@@ -67,30 +50,19 @@ describe('forwarding the Idempotency-Key to subgraphs', () => {
         } as unknown as GraphQLDataSourceProcessOptions<GatewayContext>);
         return { data: response.data ?? null };
       },
-      limiter: new RateLimiter({ redis, keyPrefix: prefix, clock: systemClock, logger }),
-      policy: configuredRateLimitPolicy({ default: unlimited, operations: {}, routes: {}, webhooks: unlimited }),
-      idempotency: new IdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60, inFlightTtlSeconds: 10, logger }),
-      secretFields: new Set(),
-      bodyLimitBytes: 1024 * 1024,
-      logger,
-      formatError: createGraphQLErrorFormatter(logger),
-    });
-    server = await startHttpServer({ logger, routes: { 'POST /graphql': route }, shutdownGraceMs: 1_000 }, 0);
+      createLogger({ service: 'gateway', level: 'silent' }),
+    );
   });
   afterAll(async () => {
-    await server?.close();
+    await route?.close();
     upstream?.closeAllConnections();
     await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis?.disconnect();
   });
   beforeEach(() => {
     seen.length = 0;
   });
 
-  const post = (query: string, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query }) });
+  const post = (query: string, headers: Record<string, string> = {}) => route.post({ query }, headers);
 
   it('passes a mutation’s key on as an idempotency-key header, beside the internal token', async () => {
     const key = `checkout-${randomUUID()}`;

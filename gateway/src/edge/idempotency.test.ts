@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { validateIdempotencyKey } from '@aifactory/http';
 import { createLogger } from '@aifactory/logging';
 import { captureLogs, connectToPrivateRedis, startPrivateRedis, untilRedisReady, TEST_REDIS_URL, type PrivateRedis } from '@aifactory/testing';
 import { Redis } from 'ioredis';
-import { IdempotencyStore, validateIdempotencyKey, type IdempotencyStoreOptions, type StoredResponse } from './idempotency.js';
+import { IdempotencyStore, type IdempotencyStoreOptions, type StoredResponse } from './idempotency.js';
 
 const fingerprint = (body: string) => createHash('sha256').update(body).digest('hex');
 const CREATE_BODY = fingerprint('{"query":"mutation { createProject(name: \\"a\\") { id } }"}');

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '@aifactory/errors';
+import { validateIdempotencyKey } from '@aifactory/http';
 import type { Logger } from '@aifactory/logging';
 import type { Redis, Result } from 'ioredis';
 
@@ -74,23 +75,6 @@ if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
 end
 return redis.call('DEL', KEYS[1])
 `;
-
-const KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
-
-/**
- * The Idempotency-Key header's value; undefined when the request has none.
- * Seed 004: 1 to 255 printable ASCII characters, sent once.
- */
-export function validateIdempotencyKey(raw: string | string[] | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  const values = Array.isArray(raw) ? raw : [raw];
-  if (values.length === 0) return undefined;
-  const [value] = values;
-  if (values.length > 1 || value === undefined || !KEY_PATTERN.test(value)) {
-    throw new AppError('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be one value of 1 to 255 printable ASCII characters');
-  }
-  return value;
-}
 
 /**
  * Seed 004: a mutation with an Idempotency-Key runs once per principal and key;

@@ -2,11 +2,19 @@ import { createHash } from 'node:crypto';
 import type { GatewayExecutor } from '@apollo/server-gateway-interface';
 import { getVariableValues, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { AppError, ERROR_CODES, type ErrorCode } from '@aifactory/errors';
-import { parseJsonBody, readBody, sendGraphQLError, sendJson, type RequestContext, type RouteHandler } from '@aifactory/http';
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  parseJsonBody,
+  readBody,
+  sendGraphQLError,
+  sendJson,
+  validateIdempotencyKey,
+  type RequestContext,
+  type RouteHandler,
+} from '@aifactory/http';
 import type { Logger } from '@aifactory/logging';
 import { hasPlatformRole, type Principal } from '@aifactory/service-auth';
 import type { IdempotencyLease, IdempotencyStore, StoredResponse } from '../edge/idempotency.js';
-import { validateIdempotencyKey } from '../edge/idempotency.js';
 import { rateLimitHeaders, type RateLimitDecision, type RateLimiter } from '../edge/rate-limiter.js';
 import { rateLimitSubject, strictest, type RateLimitPolicy } from '../edge/rate-limits.js';
 import type { GatewayContext } from '../subgraph-source.js';
@@ -211,7 +219,7 @@ export function gatewayGraphQLRoute(deps: GraphQLRouteDeps): RouteHandler {
         return;
       }
 
-      const idempotencyKey = prepared.operation.operation === 'mutation' ? validateIdempotencyKey(ctx.req.headers['idempotency-key']) : undefined;
+      const idempotencyKey = prepared.operation.operation === 'mutation' ? validateIdempotencyKey(ctx.req.headers[IDEMPOTENCY_KEY_HEADER]) : undefined;
       let lease: IdempotencyLease | undefined;
       if (idempotencyKey) {
         const begun = await deps.idempotency.begin(subject, idempotencyKey, fingerprintOf(body));

@@ -10,10 +10,12 @@ import { ServiceMetrics, startTracing, requestSpans } from '@aifactory/telemetry
 import {
   createGraphQLErrorFormatter,
   graphQLRoute,
+  IDEMPOTENCY_KEY_HEADER,
   metricsRoute,
   unknownOperationPlugin,
   sendJson,
   startHttpServer,
+  validateIdempotencyKey,
   type RequestContext,
   type RunningHttpServer,
   type Routes,
@@ -61,23 +63,6 @@ export interface SubgraphContext extends BaseContext {
    * never make a second charge.
    */
   idempotencyKey?: string;
-}
-
-/** The header the gateway forwards a mutation's validated `Idempotency-Key` in. */
-export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
-
-/** Seed 004's rule, the gateway's too: 1 to 255 printable ASCII characters. */
-const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
-
-/**
- * The forwarded `Idempotency-Key`, or undefined when the call has none. A
- * malformed one is refused as the gateway refuses it, rather than served as
- * if the caller had sent no key and expected no protection.
- */
-export function idempotencyKeyOf(raw: string | string[] | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  if (typeof raw === 'string' && IDEMPOTENCY_KEY_PATTERN.test(raw)) return raw;
-  throw new AppError('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be one value of 1 to 255 printable ASCII characters');
 }
 
 /** What `onConnected` gets: the subgraph's NATS connection and the subject prefix its events carry. */
@@ -338,7 +323,8 @@ async function serve<TContext extends SubgraphContext>(
       authenticate: async (ctx) => {
         const call = await verifyCall(bearerToken(ctx.req.headers.authorization));
         ctx.actor = actorIdsOf(call.principal);
-        const idempotencyKey = idempotencyKeyOf(ctx.req.headers[IDEMPOTENCY_KEY_HEADER]);
+        // A malformed forwarded key is refused as the gateway refuses it, not served as if none had been sent.
+        const idempotencyKey = validateIdempotencyKey(ctx.req.headers[IDEMPOTENCY_KEY_HEADER]);
         return definition.extendContext({
           principal: call.principal,
           correlationId: ctx.correlationId,

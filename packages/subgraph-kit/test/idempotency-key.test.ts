@@ -5,11 +5,12 @@ import { buildCatalogSnapshot } from '@aifactory/authz';
 import { parseConfig } from '@aifactory/config';
 import { loadRegistryData } from '@aifactory/contracts';
 import { AppError } from '@aifactory/errors';
+import { validateIdempotencyKey } from '@aifactory/http';
 import { createLogger } from '@aifactory/logging';
 import { InternalTokenSigner, loadSigningKey } from '@aifactory/service-auth';
 import { deleteEventStreams, tempKeyDir, TEST_NATS_URL, uniqueEventSubjectPrefix, type TempKeys } from '@aifactory/testing';
 import { connect } from '@nats-io/transport-node';
-import { idempotencyKeyOf, startSubgraph, subgraphConfigSchema, type RunningSubgraph, type SubgraphContext } from '../src/index.js';
+import { startSubgraph, subgraphConfigSchema, type RunningSubgraph, type SubgraphContext } from '../src/index.js';
 
 const typeDefs = parse(`
   extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])
@@ -20,17 +21,17 @@ const typeDefs = parse(`
 /** Every subgraph audits its denies as `<name>.access.deny`, so it must carry a registered publisher's name. */
 const NAME = 'billing';
 
-describe('idempotencyKeyOf', () => {
+describe('validateIdempotencyKey', () => {
   it('takes 1 to 255 printable ASCII characters, and no header as no key', () => {
-    expect(idempotencyKeyOf(undefined)).toBeUndefined();
-    expect(idempotencyKeyOf('a')).toBe('a');
-    expect(idempotencyKeyOf(' ~'.repeat(127) + '!')).toHaveLength(255);
+    expect(validateIdempotencyKey(undefined)).toBeUndefined();
+    expect(validateIdempotencyKey('a')).toBe('a');
+    expect(validateIdempotencyKey(' ~'.repeat(127) + '!')).toHaveLength(255);
   });
 
   it('refuses an empty, overlong, non-ASCII or repeated key like the gateway does', () => {
     const codeOf = (raw: string | string[]) => {
       try {
-        idempotencyKeyOf(raw);
+        validateIdempotencyKey(raw);
         return 'accepted';
       } catch (error) {
         return error instanceof AppError ? error.code : 'not an AppError';
