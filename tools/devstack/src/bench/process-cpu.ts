@@ -17,19 +17,27 @@ export function processCpuMs(pid: number): number {
   return ((utime + stime) * 1000) / TICKS_PER_SECOND;
 }
 
-/** The pids whose parent chain leads to `root`, nearest first; `root` itself excluded. */
-export function descendantPids(root: number): number[] {
-  const children = new Map<number, number[]>();
+/** Every process on this machine by pid: its command name and its parent's pid. */
+export function processTable(): Map<number, { name: string; parent: number }> {
+  const table = new Map<number, { name: string; parent: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let parent: number;
+    let stat: string;
     try {
-      parent = Number(statFields(Number(entry))[1]);
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
     } catch {
       continue; // exited while we looked
     }
-    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    const nameEnd = stat.lastIndexOf(')');
+    table.set(Number(entry), { name: stat.slice(stat.indexOf('(') + 1, nameEnd), parent: Number(stat.slice(nameEnd + 2).split(' ')[1]) });
   }
+  return table;
+}
+
+/** The pids whose parent chain leads to `root`, nearest first; `root` itself excluded. */
+export function descendantPids(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, { parent }] of processTable()) children.set(parent, [...(children.get(parent) ?? []), pid]);
   const found: number[] = [];
   const queue = [root];
   while (queue.length > 0) {

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,7 +30,7 @@ import { connect } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { inBenchWorkspace } from './bench-run.js';
 import { ForkedWorker } from './forked-worker.js';
-import { processCpuMs, processTreeCpuMs } from './process-cpu.js';
+import { processCpuMs, processTable, processTreeCpuMs } from './process-cpu.js';
 import { fmt, positiveInt } from './side-by-side.js';
 import { dropWhenIdle, progress } from './teardown.js';
 
@@ -458,21 +458,11 @@ async function totalsOf(admin: pg.Client, fundsBefore: bigint): Promise<Totals> 
 const SERVERS = ['postgres', 'nats-server', 'redis-server'] as const;
 
 function serverRoots(): Map<(typeof SERVERS)[number], number[]> {
-  const comm = new Map<number, { name: string; parent: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      comm.set(Number(entry), { name, parent: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) });
-    } catch {
-      // exited while we looked
-    }
-  }
+  const processes = processTable();
   const roots = new Map<(typeof SERVERS)[number], number[]>(SERVERS.map((server) => [server, []]));
-  for (const [pid, { name, parent }] of comm) {
+  for (const [pid, { name, parent }] of processes) {
     const server = SERVERS.find((candidate) => candidate === name);
-    if (server && comm.get(parent)?.name !== name) roots.get(server)!.push(pid);
+    if (server && processes.get(parent)?.name !== name) roots.get(server)!.push(pid);
   }
   return roots;
 }

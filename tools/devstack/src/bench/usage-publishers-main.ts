@@ -4,6 +4,7 @@ import { parseEvent, prefixSubject, type Actor } from '@aifactory/contracts';
 import { UsageEvents } from '@aifactory/usage-emitter';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { percentile } from './load.js';
 import type { PublishRun, UsagePublishCommand, UsagePublishPlan, UsagePublishReply } from './usage-bench.js';
 
 // The products' side of `npm run bench -- usage`, in a process of its own so
@@ -169,7 +170,6 @@ async function publishAll(connections: NatsConnection[], plan: UsagePublishPlan,
   const lastMs = wallMs();
   const used = process.cpuUsage(cpu);
   acksMs.sort((a, b) => a - b);
-  const at = (p: number) => acksMs[Math.min(acksMs.length - 1, Math.max(0, Math.ceil(p * acksMs.length) - 1))] ?? Number.NaN;
   return {
     label,
     events: events.length,
@@ -179,8 +179,8 @@ async function publishAll(connections: NatsConnection[], plan: UsagePublishPlan,
     duplicates,
     firstMs,
     lastMs,
-    ackP50Ms: at(0.5),
-    ackP99Ms: at(0.99),
+    ackP50Ms: percentile(acksMs, 50),
+    ackP99Ms: percentile(acksMs, 99),
     cpuMs: (used.user + used.system) / 1000,
   };
 }
