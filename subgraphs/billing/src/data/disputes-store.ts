@@ -31,16 +31,8 @@ export interface DisputedPayment {
   status: PaymentSessionStatus;
 }
 
-export interface NewDispute {
-  id: string;
-  organizationId: string;
-  paymentSessionId: string;
-  stripeChargeId: string | null;
-  amount: bigint;
-  currency: string;
-  reason: string | null;
-  holdPostingId: string;
-}
+/** A dispute as it is held: the record less what its close and the database set. */
+export type NewDispute = Pick<DisputeRecord, 'id' | 'organizationId' | 'paymentSessionId' | 'stripeChargeId' | 'amount' | 'currency' | 'reason' | 'holdPostingId'>;
 
 interface DisputeRow {
   id: string;

@@ -34,19 +34,11 @@ export interface PaymentSessionRecord {
   creditedAt: Date | null;
 }
 
-export interface NewPaymentSession {
-  id: string;
-  organizationId: string;
-  amount: bigint;
-  currency: string;
-  idempotencyKey: string;
-  stripeSessionId: string;
-  stripeCustomerId: string;
-  url: string | null;
-  expiresAt: Date | null;
-  createdBy: Actor;
-  correlationId: string;
-}
+/** An `initiated` session as checkout records it: the record less what settlement and the database set. */
+export type NewPaymentSession = Pick<
+  PaymentSessionRecord,
+  'id' | 'organizationId' | 'amount' | 'currency' | 'idempotencyKey' | 'stripeSessionId' | 'stripeCustomerId' | 'url' | 'expiresAt' | 'createdBy' | 'correlationId'
+>;
 
 /** What Stripe reported about the session, kept with a transition; a field left out keeps its stored value. */
 export interface ReportedPayment {

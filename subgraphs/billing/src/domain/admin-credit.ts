@@ -18,13 +18,16 @@ import { promotionalCreditTtlSeconds, type PromotionalCredit } from './promotion
 /** Where an admin credit lands: the paid balance, or promotional credit that expires by policy. */
 export type CreditKind = 'paid' | 'promotional';
 
+/** An admin money action's idempotency key (creditBalance, refundPayment), in the posting-id alphabet: a credit's posting id is built from it. */
+export const moneyActionKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits or . _ : - (a UUID serves)');
+
 const creditInput = z.object({
   organizationId: z.uuid(),
   amount: z.string(),
   kind: z.enum(['paid', 'promotional']),
   expiresAt: z.date().nullish(),
   reason: z.string().trim().min(1).max(500),
-  idempotencyKey: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits or . _ : - (a UUID serves)'),
+  idempotencyKey: moneyActionKey,
 });
 
 export type CreditBalanceInput = z.input<typeof creditInput>;
@@ -173,8 +176,13 @@ async function reusedKeyRefused<T>(idempotencyKey: string, work: () => Promise<T
   }
 }
 
-/** Promotional expiry comes from policy: a missing or stale snapshot refuses rather than guesses (seed 002). */
-function freshSnapshot(policy: PolicySource, organizationId: string): PolicySnapshot {
+/**
+ * The organization's policy snapshot, only when IAM's read model is fresh:
+ * promotional expiry, payment initiation and refunds fail closed (seed 002),
+ * so a missing or stale snapshot refuses with POLICY_SNAPSHOT_STALE rather
+ * than guessing.
+ */
+export function freshSnapshot(policy: PolicySource, organizationId: string): PolicySnapshot {
   requireFreshPolicy({ ageMs: policy.ageMs() });
   const snapshot = policy.policy(organizationId);
   if (!snapshot) throw new AppError('POLICY_SNAPSHOT_STALE', 'Policy is temporarily unavailable; retry shortly', { details: { organizationId } });

@@ -5,11 +5,11 @@ import { AppError, isAppError, parseInput } from '@aifactory/errors';
 import type { Principal } from '@aifactory/service-auth';
 import { actorOf } from '@aifactory/subgraph-kit';
 import type { PaymentSessionRecord, PaymentSessionStore } from '../data/payment-sessions-store.js';
-import type { PolicySource } from './admin-credit.js';
+import { freshSnapshot, type PolicySource } from './admin-credit.js';
 import type { Ledger } from './ledger.js';
 import { formatAmount, parseAmount } from './money.js';
 import type { PaymentProvider } from './payment-provider.js';
-import { checkoutBounds, freshPolicySnapshot } from './payment-policy.js';
+import { checkoutBounds } from './payment-policy.js';
 
 /** Who may start a top-up or open the customer portal: the organization's billing admins (org_admin holds it). */
 const BILLING_MANAGE = 'platform:billing:manage';
@@ -87,7 +87,7 @@ export class Checkout {
     const existing = await this.store.findByKey(organizationId, idempotencyKey);
     if (existing) return sameCheckout(existing, amount);
 
-    const { min, max } = checkoutBounds(freshPolicySnapshot(caller.accessModel, organizationId));
+    const { min, max } = checkoutBounds(freshSnapshot(caller.accessModel, organizationId));
     if (amount < min || amount > max) {
       throw new AppError('BILLING_CHECKOUT_AMOUNT_OUT_OF_BOUNDS', `A top-up must be between ${min} and ${max} minor units`, {
         details: { field: 'amount', amount: formatAmount(amount), min: formatAmount(min), max: formatAmount(max) },

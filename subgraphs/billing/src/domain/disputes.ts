@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { Access } from '@aifactory/authz';
-import type { Actor } from '@aifactory/contracts';
 import { parseInput } from '@aifactory/errors';
 import { DisputeStore, type DisputedPayment, type DisputeRecord, type DisputeStatus } from '../data/disputes-store.js';
 import { LedgerStore } from '../data/ledger-store.js';
@@ -11,9 +10,8 @@ import type { Ledger } from './ledger.js';
 import { bigintOf } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
 import { awaitingCredit } from './refunds.js';
-import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
+import { STRIPE_WEBHOOK_ACTOR, type StoredStripeEvent, type StripeEventHandlers, type StripeEventOutcome } from './stripe-events.js';
 
-const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
 
 const stripeId = z.union([z.string().min(1), z.object({ id: z.string().min(1) }).transform((object) => object.id)]);
 const disputeObject = z.object({
@@ -102,7 +100,7 @@ export class Disputes {
           transfers: [{ debitAccountId: accounts.disputes_held.id, creditAccountId: to, amount: held.amount, code: kind }],
           description: `Stripe dispute ${held.id} ${outcome}`,
           metadata: { disputeId: held.id, paymentSessionId: payment.id, stripeStatus: dispute.status },
-          actor: WEBHOOK_ACTOR,
+          actor: STRIPE_WEBHOOK_ACTOR,
           correlationId: event.correlationId,
         },
       ]);
@@ -125,7 +123,7 @@ export class Disputes {
         transfers: [{ debitAccountId: accounts.customer_balance.id, creditAccountId: accounts.disputes_held.id, amount, code: 'dispute_hold' }],
         description: `Stripe dispute ${dispute.id}${dispute.reason ? ` (${dispute.reason})` : ''}`,
         metadata: { disputeId: dispute.id, paymentSessionId: payment.id },
-        actor: WEBHOOK_ACTOR,
+        actor: STRIPE_WEBHOOK_ACTOR,
         correlationId,
       },
     ]);

@@ -1,6 +1,5 @@
-import { effectivePolicy, parsePolicyValue, requireFreshPolicy, type PolicySnapshot } from '@aifactory/authz';
+import { effectivePolicy, parsePolicyValue, type PolicySnapshot } from '@aifactory/authz';
 import { AppError } from '@aifactory/errors';
-import type { PolicySource } from './admin-credit.js';
 
 const CHECKOUT_MIN_AMOUNT_KEY = 'billing.checkout.min_amount';
 const CHECKOUT_MAX_AMOUNT_KEY = 'billing.checkout.max_amount';
@@ -10,18 +9,6 @@ const REFUND_WINDOW_KEY = 'billing.refund.window';
 export interface CheckoutBounds {
   min: bigint;
   max: bigint;
-}
-
-/**
- * The organization's policy snapshot, only when IAM's read model is fresh:
- * payment initiation and refunds fail closed (seed 002), so a missing or
- * stale snapshot refuses with POLICY_SNAPSHOT_STALE rather than guessing.
- */
-export function freshPolicySnapshot(source: PolicySource, organizationId: string): PolicySnapshot {
-  requireFreshPolicy({ ageMs: source.ageMs() });
-  const snapshot = source.policy(organizationId);
-  if (!snapshot) throw new AppError('POLICY_SNAPSHOT_STALE', 'Policy is temporarily unavailable; retry shortly', { details: { organizationId } });
-  return snapshot;
 }
 
 /** `billing.checkout.min_amount` and `billing.checkout.max_amount` at the organization. */

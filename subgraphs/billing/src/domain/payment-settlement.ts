@@ -21,7 +21,7 @@ import { formatAmount } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
 import type { PaymentProvider, ProviderCheckoutSession, ProviderPaymentIntent } from './payment-provider.js';
 import { BILLING_ADMIN } from './price-books.js';
-import type { StoredStripeEvent, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
+import { STRIPE_WEBHOOK_ACTOR, type StoredStripeEvent, type StripeEventHandlers, type StripeEventOutcome } from './stripe-events.js';
 
 /**
  * The session state machine (ARCHITECTURE.md, Seed conflicts): initiated ->
@@ -55,7 +55,6 @@ const FAILED_PAYMENT_INTENT_STATUSES: ReadonlyArray<ProviderPaymentIntent['statu
 /** What finance looks at: sessions that neither reached a final state by themselves nor were settled. */
 const STUCK_STATUSES: readonly PaymentSessionStatus[] = ['initiated', 'checkout_completed', 'failed_reconcile'];
 
-const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
 /** How far back finance may look for stuck sessions: ten years. */
 const MAX_STUCK_AGE_SECONDS = 10 * 366 * 86_400;
 
@@ -287,7 +286,7 @@ export class PaymentSettlement {
     const report = reportOfEvent(event);
     const found = await this.sessionOf(report);
     if ('flag' in found) return found;
-    const settler: Settler = { actor: WEBHOOK_ACTOR, correlationId: event.correlationId };
+    const settler: Settler = { actor: STRIPE_WEBHOOK_ACTOR, correlationId: event.correlationId };
     const settled = await inTransaction(this.pool, async (tx): Promise<Settled> => {
       const session = (await this.store.lock(tx, found.id))!;
       switch (kind) {

@@ -11,23 +11,22 @@ import { LedgerStore } from '../data/ledger-store.js';
 import type { PaymentSessionStatus } from '../data/payment-sessions-store.js';
 import { RefundStore, type RefundablePayment, type RefundRequestRecord } from '../data/refunds-store.js';
 import { inTransaction, type Tx } from '../data/transactions.js';
-import type { PolicySource } from './admin-credit.js';
+import { freshSnapshot, moneyActionKey, type PolicySource } from './admin-credit.js';
 import { recordAudit } from './audit.js';
 import type { Ledger, PostingResult } from './ledger.js';
 import { parseAmount } from './money.js';
 import { connectionOf, emptyConnection, pageRequest, type Connection } from './pagination.js';
 import type { PaymentProvider, ProviderRefund } from './payment-provider.js';
-import { freshPolicySnapshot, refundWindowSeconds } from './payment-policy.js';
+import { refundWindowSeconds } from './payment-policy.js';
 import { BILLING_ADMIN } from './price-books.js';
-import type { StoredStripeEvent, StripeEventHandler, StripeEventHandlers, StripeEventOutcome } from './stripe-events.js';
+import { STRIPE_WEBHOOK_ACTOR, type StoredStripeEvent, type StripeEventHandler, type StripeEventHandlers, type StripeEventOutcome } from './stripe-events.js';
 
-const WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
 
 const refundInput = z.object({
   paymentSessionId: z.uuid(),
   amount: z.string(),
   reason: z.string().trim().min(1).max(500),
-  idempotencyKey: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits or . _ : - (a UUID serves)'),
+  idempotencyKey: moneyActionKey,
 });
 
 export type RefundPaymentInput = z.input<typeof refundInput>;
@@ -225,7 +224,7 @@ export class Refunds {
         details: { paymentSessionId: payment.id, status: payment.status },
       });
     }
-    const windowSeconds = refundWindowSeconds(freshPolicySnapshot(caller.accessModel, payment.organizationId));
+    const windowSeconds = refundWindowSeconds(freshSnapshot(caller.accessModel, payment.organizationId));
     const closesAt = new Date(payment.creditedAt.getTime() + windowSeconds * 1000);
     if (this.clock.nowMs() > closesAt.getTime()) {
       throw new AppError('BILLING_REFUND_WINDOW_EXCEEDED', 'The refund window of this payment has passed (billing.refund.window)', {
@@ -278,7 +277,7 @@ export class Refunds {
       await this.funds.lockFunds(tx, [request.organizationId]);
       const current = (await this.store.byId(tx, request.id))!;
       if (current.status !== 'refunded') return current;
-      const posted = await this.postRefundIn(tx, current, current.stripeRefundId!, current.requestedBy ?? WEBHOOK_ACTOR, false);
+      const posted = await this.postRefundIn(tx, current, current.stripeRefundId!, current.requestedBy ?? STRIPE_WEBHOOK_ACTOR, false);
       return this.store.recordPosted(tx, current.id, current.stripeRefundId!, posted.posting.id);
     });
   }
@@ -299,7 +298,7 @@ export class Refunds {
       correlationId,
     });
     const overdrawn = funds.paid < refund.amount;
-    const posted = await this.postRefundIn(tx, { ...request, amount: refund.amount, correlationId }, refund.id, request.requestedBy ?? WEBHOOK_ACTOR, overdrawn);
+    const posted = await this.postRefundIn(tx, { ...request, amount: refund.amount, correlationId }, refund.id, request.requestedBy ?? STRIPE_WEBHOOK_ACTOR, overdrawn);
     await this.store.recordPosted(tx, request.id, refund.id, posted.posting.id);
     return posted.created && overdrawn;
   }

@@ -1,3 +1,8 @@
+import type { Actor } from '@aifactory/contracts';
+
+/** Who Stripe's webhook events post and settle as: their ledger postings and outbox events name it. */
+export const STRIPE_WEBHOOK_ACTOR: Actor = { type: 'system', id: 'billing.stripe-webhooks' };
+
 /**
  * A Stripe event as billing stored it (stripe_events), handed to the handler
  * of its type by the webhook worker. Handlers are idempotent (their ledger

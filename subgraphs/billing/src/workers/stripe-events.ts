@@ -30,51 +30,28 @@ export interface StripeEventWorker {
  */
 export function startStripeEventWorker({ processor, everyMs, logger }: StripeEventWorkerOptions): StripeEventWorker {
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-
-  const drain = async () => {
-    // A full round may mean more are due: keep going until one comes back short.
-    for (;;) {
-      const results = await processor.processDue(ROUND_LIMIT);
-      for (const { id, type, outcome, error } of results) {
-        if (outcome === 'retried') logger.warn({ err: error, stripeEventId: id, type }, 'Stripe event processing failed; it is retried');
-        if (outcome === 'dead') logger.error({ err: error, stripeEventId: id, type }, 'Stripe event processing failed for the last time; it is dead-lettered');
+  const task = startPeriodicTask({
+    name: 'Stripe event processing round',
+    everyMs,
+    logger,
+    round: async () => {
+      // A full round may mean more are due: keep going until one comes back short.
+      for (;;) {
+        const results = await processor.processDue(ROUND_LIMIT);
+        for (const { id, type, outcome, error } of results) {
+          if (outcome === 'retried') logger.warn({ err: error, stripeEventId: id, type }, 'Stripe event processing failed; it is retried');
+          if (outcome === 'dead') logger.error({ err: error, stripeEventId: id, type }, 'Stripe event processing failed for the last time; it is dead-lettered');
+        }
+        if (results.length < ROUND_LIMIT || stopped) return;
       }
-      if (results.length < ROUND_LIMIT || stopped) return;
-    }
-  };
-  const schedule = (ms: number) => {
-    timer = setTimeout(run, ms);
-    // A server keeps the process alive; this timer alone never should.
-    timer.unref();
-  };
-  const run = () => {
-    clearTimeout(timer);
-    again = false;
-    running = drain()
-      .catch((error: unknown) => logger.error({ err: error }, `Stripe event processing round failed; the next runs in ${everyMs} ms`))
-      .finally(() => {
-        running = undefined;
-        if (stopped) return;
-        if (again) run();
-        else schedule(everyMs);
-      });
-  };
-  const nudge = () => {
-    if (stopped) return;
-    if (running) again = true;
-    else run();
-  };
-  const unsubscribe = processor.onDue(nudge);
-  run();
+    },
+  });
+  const unsubscribe = processor.onDue(task.wake);
   return {
     stop: async () => {
       stopped = true;
       unsubscribe();
-      clearTimeout(timer);
-      await running;
+      await task.stop();
     },
   };
 }
