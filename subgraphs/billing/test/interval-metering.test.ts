@@ -8,41 +8,33 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
-import { uniqueEventSubjectPrefix } from '@aifactory/testing';
-import { alertingLedger } from '../src/domain/alerting-ledger.js';
-import { BalanceAlerts } from '../src/domain/balance-alerts.js';
-import { UsageRating } from '../src/domain/usage-rating.js';
-import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
-import { checkChains, closedEvent, expectedMinor, insertBatch, openedEvent, ratedState, snapshotPrice, type SnapshotPrice, type UsageScope } from './rating-fixture.js';
+import type { UsageRating } from '../src/domain/usage-rating.js';
+import {
+  checkChains,
+  closedEvent,
+  expectedMinor,
+  insertBatch,
+  openedEvent,
+  ratedState,
+  snapshotPrice,
+  useRatingHarness,
+  type SnapshotPrice,
+  type UsageScope,
+} from './rating-fixture.js';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const GPU_HOUR = snapshotPrice('100.000000000007', { basePerUnit: 3600 });
 
-let fx: BillingFixture;
-let rating: UsageRating;
 const clock = new ManualClock(Date.UTC(2026, 3, 1));
-const subjectPrefix = uniqueEventSubjectPrefix();
-const newRater = () => {
-  const balanceAlerts = new BalanceAlerts({ subjectPrefix });
-  return new UsageRating(fx.database.pool, alertingLedger(fx.database.pool, balanceAlerts, clock), { balanceAlerts, clock });
-};
-
-beforeAll(async () => {
-  fx = await startBillingFixture({ poolSize: 6 });
-  rating = newRater();
-});
-
-afterAll(async () => {
-  await fx?.close();
-});
+const h = useRatingHarness(clock);
 
 const after = (start: Date, ms: number) => new Date(start.getTime() + ms);
 
 async function rate(events: Parameters<typeof insertBatch>[1]) {
-  const { batchId } = await insertBatch(fx.admin, events);
-  return rating.rateBatch(batchId);
+  const { batchId } = await insertBatch(h.fx.admin, events);
+  return h.rating.rateBatch(batchId);
 }
 
 /**
@@ -51,7 +43,7 @@ async function rate(events: Parameters<typeof insertBatch>[1]) {
  * and its budget; `quantities` are GPU-seconds per month (`2026-04`).
  */
 async function expectCharged(scope: UsageScope, price: SnapshotPrice, quantities: Record<string, bigint>): Promise<void> {
-  const state = await ratedState(fx.admin, scope.organizationId);
+  const state = await ratedState(h.fx.admin, scope.organizationId);
   const chains = checkChains(state.steps);
   const expected = new Map(Object.entries(quantities).map(([month, quantity]) => [`${scope.projectId}:${month}-01`, expectedMinor([{ quantity, unitPrice: price.unitPrice, basePerUnit: price.basePerUnit }])]));
   expect(new Map([...chains].map(([key, chain]) => [key, chain.posted]))).toEqual(expected);
@@ -65,7 +57,7 @@ async function expectCharged(scope: UsageScope, price: SnapshotPrice, quantities
 }
 
 async function lineCount(scope: UsageScope): Promise<number> {
-  const { rows } = await fx.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_lines WHERE organization_id = $1', [scope.organizationId]);
+  const { rows } = await h.fx.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_lines WHERE organization_id = $1', [scope.organizationId]);
   return rows[0]!.n;
 }
 
@@ -74,7 +66,7 @@ async function lineCount(scope: UsageScope): Promise<number> {
  * the clock's time on the given raters at once; returns the lines it wrote
  * for this test's organization.
  */
-async function accrue(scope: UsageScope, raters: readonly UsageRating[] = [rating]): Promise<number> {
+async function accrue(scope: UsageScope, raters: readonly UsageRating[] = [h.rating]): Promise<number> {
   const before = await lineCount(scope);
   const rounds = await Promise.all(raters.map((rater) => rater.accrueDue(clock.now())));
   expect(rounds.flatMap((round) => round.failed)).toEqual([]);
@@ -82,7 +74,7 @@ async function accrue(scope: UsageScope, raters: readonly UsageRating[] = [ratin
 }
 
 async function windowLines(usageId: string) {
-  const { rows } = await fx.admin.query<{ line_key: string; kind: string; quantity: string; window_start: Date; window_end: Date; price_book_id: string; unit_price: string }>(
+  const { rows } = await h.fx.admin.query<{ line_key: string; kind: string; quantity: string; window_start: Date; window_end: Date; price_book_id: string; unit_price: string }>(
     'SELECT line_key, kind, quantity::text, window_start, window_end, price_book_id, unit_price::text FROM usage_lines WHERE usage_id = $1 ORDER BY id',
     [usageId],
   );
@@ -91,7 +83,7 @@ async function windowLines(usageId: string) {
 
 describe('interval metering', () => {
   it('bills full windows as they end and the final partial window at the close: elapsed seconds x GPUs x the opening price', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-10T10:00:00.250Z');
     clock.set(after(openedAt, 10 * MINUTE));
@@ -113,33 +105,33 @@ describe('interval metering', () => {
       ...[0, 1, 2].map((i) => [`window:${usageId}:${i}`, 'window', '28800', after(openedAt, i * HOUR), after(openedAt, (i + 1) * HOUR)]),
       [`window:${usageId}:3`, 'window', String(1_812 * 8), after(openedAt, 3 * HOUR), after(openedAt, 4 * HOUR)],
     ]);
-    const { rows } = await fx.admin.query('SELECT closed_at, next_window FROM usage_intervals WHERE usage_id = $1', [usageId]);
+    const { rows } = await h.fx.admin.query('SELECT closed_at, next_window FROM usage_intervals WHERE usage_id = $1', [usageId]);
     expect(rows).toEqual([{ closed_at: closedAt, next_window: 4 }]);
     // 12612 s x 8 GPUs.
     await expectCharged(scope, GPU_HOUR, { '2026-04': 100_896n });
   });
 
   it('bills a window once however often accrual replays it, on one instance or two', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-11T00:00:00Z');
     clock.set(openedAt);
     await rate([openedEvent(scope, GPU_HOUR, usageId, openedAt, { gpus: 2n })]);
     clock.set(after(openedAt, 2 * HOUR + 1));
-    expect(await accrue(scope, [rating, newRater()])).toBe(2);
+    expect(await accrue(scope, [h.rating, h.newRater()])).toBe(2);
     expect(await accrue(scope)).toBe(0);
 
     // A cursor set back (a restore, a bug) does not bill the windows again: their lines exist.
-    const before = await ratedState(fx.admin, scope.organizationId);
-    await fx.admin.query('UPDATE usage_intervals SET next_window = 0 WHERE usage_id = $1', [usageId]);
+    const before = await ratedState(h.fx.admin, scope.organizationId);
+    await h.fx.admin.query('UPDATE usage_intervals SET next_window = 0 WHERE usage_id = $1', [usageId]);
     expect(await accrue(scope)).toBe(0);
-    expect(await ratedState(fx.admin, scope.organizationId)).toEqual(before);
-    expect((await fx.admin.query('SELECT next_window FROM usage_intervals WHERE usage_id = $1', [usageId])).rows[0].next_window).toBe(2);
+    expect(await ratedState(h.fx.admin, scope.organizationId)).toEqual(before);
+    expect((await h.fx.admin.query('SELECT next_window FROM usage_intervals WHERE usage_id = $1', [usageId])).rows[0].next_window).toBe(2);
     await expectCharged(scope, GPU_HOUR, { '2026-04': 2n * 2n * 3600n });
   });
 
   it('keeps the price and window length of the opening when both change before the close', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-12T06:00:00Z');
     clock.set(openedAt);
@@ -160,7 +152,7 @@ describe('interval metering', () => {
   });
 
   it('takes back what was billed past a close processed after two more windows, to exactly elapsed x price', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-13T08:00:00.500Z');
     clock.set(openedAt);
@@ -175,62 +167,62 @@ describe('interval metering', () => {
       [`window:${usageId}:1:close`, 'close_adjustment', String(1_200 * 4 - 3_600 * 4)],
       [`window:${usageId}:2:close`, 'close_adjustment', String(-3_600 * 4)],
     ]);
-    const state = await ratedState(fx.admin, scope.organizationId);
+    const state = await ratedState(h.fx.admin, scope.organizationId);
     expect(BigInt(state.steps.at(-1)!.delta)).toBeLessThan(0n);
-    const { rows } = await fx.admin.query(`SELECT kind FROM postings WHERE organization_id = $1 AND kind LIKE 'usage%' ORDER BY seq`, [scope.organizationId]);
+    const { rows } = await h.fx.admin.query(`SELECT kind FROM postings WHERE organization_id = $1 AND kind LIKE 'usage%' ORDER BY seq`, [scope.organizationId]);
     expect(rows.map((row) => row.kind)).toEqual(['usage', 'usage_adjustment']);
     // 4800 s x 4 GPUs, whatever was billed before: the paid balance got the difference back.
     await expectCharged(scope, GPU_HOUR, { '2026-04': 19_200n });
   });
 
   it('bills a close delivered before its opening once the opening arrives, and nothing before', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-14T12:00:00Z');
     const closedAt = after(openedAt, 90 * MINUTE + 999);
     clock.set(after(closedAt, HOUR));
-    const closing = await insertBatch(fx.admin, [closedEvent(scope, GPU_HOUR, usageId, openedAt, closedAt, { gpus: 3n })]);
-    const first = await rating.rateBatch(closing.batchId);
+    const closing = await insertBatch(h.fx.admin, [closedEvent(scope, GPU_HOUR, usageId, openedAt, closedAt, { gpus: 3n })]);
+    const first = await h.rating.rateBatch(closing.batchId);
     expect(first).toMatchObject({ events: 0, lines: 0 });
     expect(first.marked).not.toBeNull();
     expect(await accrue(scope)).toBe(0);
-    expect((await ratedState(fx.admin, scope.organizationId)).ratings).toBe(0);
+    expect((await ratedState(h.fx.admin, scope.organizationId)).ratings).toBe(0);
 
     // The opening's batch rates the waiting close with it.
     expect(await rate([openedEvent(scope, GPU_HOUR, usageId, openedAt, { gpus: 3n })])).toMatchObject({ events: 2, lines: 2 });
-    const state = await ratedState(fx.admin, scope.organizationId);
+    const state = await ratedState(h.fx.admin, scope.organizationId);
     expect(state.ratings).toBe(2);
     await expectCharged(scope, GPU_HOUR, { '2026-04': 5_400n * 3n });
   });
 
   it('bills nothing for an interval that was never opened; its close waits unrated', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-15T12:00:00Z');
     const closedAt = after(openedAt, 5 * HOUR);
     clock.set(after(closedAt, HOUR));
-    const { batchId, eventIds } = await insertBatch(fx.admin, [closedEvent(scope, GPU_HOUR, usageId, openedAt, closedAt)]);
-    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 0, lines: 0 });
+    const { batchId, eventIds } = await insertBatch(h.fx.admin, [closedEvent(scope, GPU_HOUR, usageId, openedAt, closedAt)]);
+    expect(await h.rating.rateBatch(batchId)).toMatchObject({ events: 0, lines: 0 });
     expect(await accrue(scope)).toBe(0);
-    expect(await rating.rateUnrated(openedAt, after(closedAt, 1))).toEqual({ batches: 1, events: 0 });
-    const { rows } = await fx.admin.query(
+    expect(await h.rating.rateUnrated(openedAt, after(closedAt, 1))).toEqual({ batches: 1, events: 0 });
+    const { rows } = await h.fx.admin.query(
       `SELECT (SELECT count(*) FROM usage_intervals WHERE usage_id = $1)::int AS intervals,
               (SELECT count(*) FROM usage_ratings WHERE event_id = $2)::int AS ratings`,
       [usageId, eventIds[0]],
     );
     expect(rows[0]).toEqual({ intervals: 0, ratings: 0 });
-    const state = await ratedState(fx.admin, scope.organizationId);
+    const state = await ratedState(h.fx.admin, scope.organizationId);
     expect({ lines: state.lines, steps: state.steps.length, funds: state.funds }).toEqual({ lines: 0, steps: 0, funds: 0n });
   });
 
   it('bills the windows that ended before a late opening was rated, as the opening’s lines', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-16T00:00:00Z');
     clock.set(after(openedAt, 5 * HOUR + 30 * MINUTE));
-    const { batchId, eventIds } = await insertBatch(fx.admin, [openedEvent(scope, GPU_HOUR, usageId, openedAt)]);
-    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 1, lines: 5 });
-    const { rows } = await fx.admin.query(
+    const { batchId, eventIds } = await insertBatch(h.fx.admin, [openedEvent(scope, GPU_HOUR, usageId, openedAt)]);
+    expect(await h.rating.rateBatch(batchId)).toMatchObject({ events: 1, lines: 5 });
+    const { rows } = await h.fx.admin.query(
       `SELECT DISTINCT l.event_id, r.usage_posting_id IS NOT NULL AS posted FROM usage_lines l JOIN usage_ratings r ON r.event_id = l.event_id WHERE l.usage_id = $1`,
       [usageId],
     );
@@ -240,7 +232,7 @@ describe('interval metering', () => {
 
   it('posts windows in the month each starts in', async () => {
     const price = snapshotPrice('0.7', { basePerUnit: 3600 });
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-01-31T22:30:00Z');
     clock.set(openedAt);
@@ -254,14 +246,14 @@ describe('interval metering', () => {
   });
 
   it('bills a long backlog of short windows over several transactions, each window once', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const usageId = randomUUID();
     const openedAt = new Date('2026-04-17T00:00:00Z');
     clock.set(openedAt);
     await rate([openedEvent(scope, GPU_HOUR, usageId, openedAt, { windowSeconds: 60 })]);
     clock.set(after(openedAt, 2_500 * MINUTE + 59 * SECOND));
     expect(await accrue(scope)).toBe(2_500);
-    const state = await ratedState(fx.admin, scope.organizationId);
+    const state = await ratedState(h.fx.admin, scope.organizationId);
     expect(state.steps.map((step) => step.lines)).toEqual([1_000, 1_000, 500]);
     await expectCharged(scope, GPU_HOUR, { '2026-04': 2_500n * 60n });
   });

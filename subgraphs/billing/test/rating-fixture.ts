@@ -1,12 +1,48 @@
 /**
  * Test helpers for rating (issue 17): accepted usage written straight into
  * usage_events and usage_batches, as ingestion leaves it (price and policy
- * snapshot filled), so rating is tested without NATS; and the independent
- * arithmetic the tests compare rating's results with.
+ * snapshot filled), so rating is tested without NATS; the billing fixture
+ * and rater a rating test file shares (useRatingHarness); and the
+ * independent arithmetic the tests compare rating's results with.
  */
 import { randomUUID } from 'node:crypto';
+import type { Clock } from '@aifactory/clock';
 import type { Actor } from '@aifactory/contracts';
 import type { Queryable } from '@aifactory/events';
+import { uniqueEventSubjectPrefix } from '@aifactory/testing';
+import { alertingLedger } from '../src/domain/alerting-ledger.js';
+import { BalanceAlerts } from '../src/domain/balance-alerts.js';
+import { UsageRating } from '../src/domain/usage-rating.js';
+import { startBillingFixture, type BillingFixture } from './billing-fixture.js';
+import { waitFor } from './usage-fixture.js';
+
+/** The billing fixture and rater of a rating test file; `fx` and `rating` are set once the file's beforeAll ran. */
+export interface RatingHarness {
+  fx: BillingFixture;
+  /** Rates as billing's processes do: its ledger checks balance alerts (alertingLedger), both at the file's clock. */
+  rating: UsageRating;
+  /** Another rater on the same database, as a second process would be. */
+  newRater(): UsageRating;
+}
+
+/** Starts a billing fixture and its rater before the file's tests, and closes the fixture after them. */
+export function useRatingHarness(clock: Clock): RatingHarness {
+  const subjectPrefix = uniqueEventSubjectPrefix();
+  const harness = {
+    newRater: () => {
+      const balanceAlerts = new BalanceAlerts({ subjectPrefix });
+      return new UsageRating(harness.fx.database.pool, alertingLedger(harness.fx.database.pool, balanceAlerts, clock), { balanceAlerts, clock });
+    },
+  } as RatingHarness;
+  beforeAll(async () => {
+    harness.fx = await startBillingFixture({ poolSize: 6 });
+    harness.rating = harness.newRater();
+  });
+  afterAll(async () => {
+    await harness.fx?.close();
+  });
+  return harness;
+}
 
 /** A price snapshot as ingestion records it on an accepted event. */
 export interface SnapshotPrice {
@@ -261,13 +297,7 @@ export async function ratedTotals(db: Queryable, organizationId: string, events:
   };
 }
 
-/** Polls `probe` until it returns something other than undefined (no sleeps standing in for events). */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+/** usage-fixture's `waitFor` with the longer wait of a rating process (it starts, rates and dies as a separate process). */
+export function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  return waitFor(what, probe, timeoutMs);
 }

@@ -8,16 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '@aifactory/clock';
 import { balanceLowWarningV1 } from '@aifactory/contracts';
-import { uniqueEventSubjectPrefix } from '@aifactory/testing';
 import { openOrganizationAccountsIn } from '../src/data/accounts.js';
 import { PriceBookStore } from '../src/data/price-books.js';
 import { inTransaction } from '../src/data/transactions.js';
-import { alertingLedger } from '../src/domain/alerting-ledger.js';
-import { BalanceAlerts } from '../src/domain/balance-alerts.js';
 import { PromotionalCredit } from '../src/domain/promotional-credit.js';
-import { UsageRating } from '../src/domain/usage-rating.js';
 import { sweepUnratedBatches } from '../src/workers/unrated-batches.js';
-import { codeOf, startBillingFixture, testActor, type BillingFixture } from './billing-fixture.js';
+import { codeOf, testActor } from './billing-fixture.js';
 import {
   insertBatch,
   pointEvent,
@@ -25,6 +21,7 @@ import {
   ratedTotals,
   serviceAccount,
   snapshotPrice,
+  useRatingHarness,
   type AcceptedUsage,
   type SnapshotPrice,
   type UsageScope,
@@ -45,27 +42,12 @@ function generator(seed: number): () => number {
   };
 }
 
-let fx: BillingFixture;
-let rating: UsageRating;
 const clock = new ManualClock(Date.UTC(2026, 5, 1));
-const subjectPrefix = uniqueEventSubjectPrefix();
-const newRater = () => {
-  const balanceAlerts = new BalanceAlerts({ subjectPrefix });
-  return new UsageRating(fx.database.pool, alertingLedger(fx.database.pool, balanceAlerts, clock), { balanceAlerts, clock });
-};
-
-beforeAll(async () => {
-  fx = await startBillingFixture({ poolSize: 6 });
-  rating = newRater();
-});
-
-afterAll(async () => {
-  await fx?.close();
-});
+const h = useRatingHarness(clock);
 
 /** Rating left exactly the expected whole minor units in every chain, in the ledger, the funds and the budgets. */
 async function expectExactlyRated(organizationId: string, events: readonly AcceptedUsage[]): Promise<void> {
-  const { actual, expected } = await ratedTotals(fx.admin, organizationId, events);
+  const { actual, expected } = await ratedTotals(h.fx.admin, organizationId, events);
   expect({ seed: SEED, ...actual }).toEqual({ seed: SEED, ...expected });
 }
 
@@ -82,20 +64,20 @@ function randomEvents(random: () => number, scopes: readonly UsageScope[], count
 
 describe('rating point usage', () => {
   it('posts three events of 0.4 minor units as 0, 0 and 1 along the remainder chain, the remainder kept exact', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const at = new Date('2026-05-10T12:00:00Z');
     const eventIds: string[] = [];
     for (let i = 0; i < 3; i += 1) {
-      const batch = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('0.4'), 1n, at)]);
+      const batch = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('0.4'), 1n, at)]);
       eventIds.push(...batch.eventIds);
-      const rated = await rating.rateBatch(batch.batchId);
+      const rated = await h.rating.rateBatch(batch.batchId);
       expect(rated).toMatchObject({ batchId: batch.batchId, events: 1, lines: 1 });
       expect(rated.marked).not.toBeNull();
       // Again: nothing left to rate, and the batch was marked already.
-      expect(await rating.rateBatch(batch.batchId)).toEqual({ batchId: batch.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
+      expect(await h.rating.rateBatch(batch.batchId)).toEqual({ batchId: batch.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
     }
 
-    const state = await ratedState(fx.admin, scope.organizationId);
+    const state = await ratedState(h.fx.admin, scope.organizationId);
     const chain = `usage:${scope.organizationId}:${scope.projectId}:2026-05-01`;
     expect(state.steps.map((step) => [step.id, step.step, step.exact_units, step.posted, step.delta, step.lines, step.ledger_posting_id])).toEqual([
       [`${chain}:1`, 1, (D * 4n / 10n).toString(), '0', '0', 1, null],
@@ -103,9 +85,9 @@ describe('rating point usage', () => {
       [`${chain}:3`, 3, (D * 12n / 10n).toString(), '1', '1', 1, `${chain}:3`],
     ]);
     expect(state).toMatchObject({ lines: 3, ratings: 3, usagePostings: 1, revenue: 1n, funds: -1n, spent: 1n });
-    const { rows: ratings } = await fx.admin.query('SELECT event_id, usage_posting_id FROM usage_ratings WHERE event_id = ANY($1::uuid[])', [eventIds]);
+    const { rows: ratings } = await h.fx.admin.query('SELECT event_id, usage_posting_id FROM usage_ratings WHERE event_id = ANY($1::uuid[])', [eventIds]);
     expect(new Map(ratings.map((row) => [row.event_id, row.usage_posting_id]))).toEqual(new Map(eventIds.map((id, i) => [id, `${chain}:${i + 1}`])));
-    const { rows: lines } = await fx.admin.query(
+    const { rows: lines } = await h.fx.admin.query(
       `SELECT line_key, kind, quantity::text, unit_price::text, exact_units::text, period::text, usage_posting_id FROM usage_lines WHERE organization_id = $1 ORDER BY id`,
       [scope.organizationId],
     );
@@ -124,14 +106,14 @@ describe('rating point usage', () => {
 
   it('rates a batch over projects and months exactly to the minor unit, and rolls it up by hour and API key', async () => {
     const random = generator(SEED);
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
     const events = randomEvents(random, [scope, other], 600, [3, 4]);
-    const { batchId } = await insertBatch(fx.admin, events);
-    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 600, lines: 600 });
+    const { batchId } = await insertBatch(h.fx.admin, events);
+    expect(await h.rating.rateBatch(batchId)).toMatchObject({ events: 600, lines: 600 });
     await expectExactlyRated(scope.organizationId, events);
 
-    const { rows: rollups } = await fx.admin.query<{ hour: Date; api_key_id: string; lines: string; quantity: string; exact_units: string }>(
+    const { rows: rollups } = await h.fx.admin.query<{ hour: Date; api_key_id: string; lines: string; quantity: string; exact_units: string }>(
       'SELECT hour, api_key_id, lines::text, quantity::text, exact_units::text FROM usage_rollups WHERE organization_id = $1',
       [scope.organizationId],
     );
@@ -147,7 +129,7 @@ describe('rating point usage', () => {
     expect(byKey(rollups.map((row) => ({ key: `${row.hour.toISOString()}|${row.api_key_id}`, lines: BigInt(row.lines), quantity: BigInt(row.quantity) })))).toEqual(
       byKey(events.map((event) => ({ key: `${hourOf(event.occurredAt)}|${event.apiKeyId ?? ''}`, lines: 1n, quantity: event.quantity }))),
     );
-    const { rows: exact } = await fx.admin.query(
+    const { rows: exact } = await h.fx.admin.query(
       `SELECT (SELECT sum(exact_units) FROM usage_rollups WHERE organization_id = $1)::text AS rollups,
               (SELECT sum(exact_units) FROM usage_lines WHERE organization_id = $1)::text AS lines`,
       [scope.organizationId],
@@ -157,13 +139,13 @@ describe('rating point usage', () => {
 
   it('rates late usage at the price book in force when it occurred, not at the one in force when it is rated', async () => {
     const currency = 'SEK';
-    const scope = await fx.organization({ currency });
-    const books = new PriceBookStore(fx.database.pool);
+    const scope = await h.fx.organization({ currency });
+    const books = new PriceBookStore(h.fx.database.pool);
     for (const [effectiveFrom, unitPrice] of [
       [new Date('2026-01-01T00:00:00Z'), '2'],
       [new Date('2026-03-01T00:00:00Z'), '3'],
     ] as const) {
-      await inTransaction(fx.database.pool, async (tx) => {
+      await inTransaction(h.fx.database.pool, async (tx) => {
         const book = await books.insertBook(tx, { currency, effectiveFrom, description: `token prices from ${effectiveFrom.toISOString()}`, actor: testActor });
         await books.insertPrices(tx, book.id, [{ unitId: 'token_output', unitVersion: 1, resourceType: '*', resourceId: '*', unitPrice }]);
       });
@@ -175,10 +157,10 @@ describe('rating point usage', () => {
     };
     const late = pointEvent(scope, await snapshotAt(new Date('2026-02-27T23:59:59.999Z')), 1_000n, new Date('2026-02-27T23:59:59.999Z'));
     const current = pointEvent(scope, await snapshotAt(new Date('2026-03-02T08:00:00Z')), 1_000n, new Date('2026-03-02T08:00:00Z'));
-    const { batchId } = await insertBatch(fx.admin, [current, late]);
-    await rating.rateBatch(batchId);
+    const { batchId } = await insertBatch(h.fx.admin, [current, late]);
+    await h.rating.rateBatch(batchId);
 
-    const { rows } = await fx.admin.query(
+    const { rows } = await h.fx.admin.query(
       'SELECT period::text, price_book_version, unit_price::text, exact_units::text FROM usage_lines WHERE organization_id = $1 ORDER BY occurred_at',
       [scope.organizationId],
     );
@@ -191,15 +173,15 @@ describe('rating point usage', () => {
 
   it('rates every event once when two raters take the same batches of one organization at the same time', async () => {
     const random = generator(SEED + 1);
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
-    const raters = [rating, newRater()];
+    const raters = [h.rating, h.newRater()];
     const all: AcceptedUsage[] = [];
     const batches: string[] = [];
     for (let i = 0; i < 8; i += 1) {
       const events = randomEvents(random, [scope, other], 60, [4]);
       all.push(...events);
-      batches.push((await insertBatch(fx.admin, events)).batchId);
+      batches.push((await insertBatch(h.fx.admin, events)).batchId);
     }
     const results = await Promise.all(batches.flatMap((batchId) => raters.map((rater) => rater.rateBatch(batchId))));
     // Each event was rated by exactly one of the calls; each batch was marked by exactly one.
@@ -209,54 +191,54 @@ describe('rating point usage', () => {
   });
 
   it("keeps rating an organization's usage when another organization of the batch fails, and rates the rest when the job runs again", async () => {
-    const good = await fx.organization();
+    const good = await h.fx.organization();
     const missing = { organizationId: randomUUID(), departmentId: randomUUID(), projectId: randomUUID() };
     const goodEvents = [pointEvent(good, snapshotPrice('1'), 7n, new Date('2026-05-03T10:00:00Z'))];
     const missingEvents = [pointEvent(missing, snapshotPrice('1'), 5n, new Date('2026-05-03T10:00:00Z')), pointEvent(missing, snapshotPrice('1'), 6n, new Date('2026-05-03T11:00:00Z'))];
-    const { batchId } = await insertBatch(fx.admin, [...missingEvents, ...goodEvents]);
+    const { batchId } = await insertBatch(h.fx.admin, [...missingEvents, ...goodEvents]);
 
     // The organization's accounts are not open yet: its transaction fails, the other one commits, the batch stays unrated.
-    expect(await codeOf(rating.rateBatch(batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
+    expect(await codeOf(h.rating.rateBatch(batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
     await expectExactlyRated(good.organizationId, goodEvents);
-    expect((await ratedState(fx.admin, missing.organizationId)).ratings).toBe(0);
-    expect((await fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [batchId])).rows[0].rated_at).toBeNull();
+    expect((await ratedState(h.fx.admin, missing.organizationId)).ratings).toBe(0);
+    expect((await h.fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [batchId])).rows[0].rated_at).toBeNull();
 
-    await inTransaction(fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
-    expect(await rating.rateBatch(batchId)).toMatchObject({ events: 2, lines: 2, marked: expect.anything() });
+    await inTransaction(h.fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
+    expect(await h.rating.rateBatch(batchId)).toMatchObject({ events: 2, lines: 2, marked: expect.anything() });
     await expectExactlyRated(missing.organizationId, missingEvents);
     await expectExactlyRated(good.organizationId, goodEvents);
   });
 
   it("warns of a low balance at the threshold the organization's usage was ingested with", async () => {
-    const warned = await fx.organization({ paid: 6_000n });
-    const calm = await fx.organization({ paid: 6_000n });
+    const warned = await h.fx.organization({ paid: 6_000n });
+    const calm = await h.fx.organization({ paid: 6_000n });
     const at = new Date('2026-05-20T09:00:00Z');
-    const { batchId } = await insertBatch(fx.admin, [
+    const { batchId } = await insertBatch(h.fx.admin, [
       pointEvent(warned, snapshotPrice('1'), 2_000n, at, { lowBalanceThreshold: 5_000n }),
       // Below the policy default of 1000 only: not low at its own threshold.
       pointEvent(calm, snapshotPrice('1'), 2_000n, at, { lowBalanceThreshold: 1_000n }),
     ]);
-    await rating.rateBatch(batchId);
-    const { rows } = await fx.admin.query('SELECT type, aggregate_id, payload FROM outbox_events WHERE aggregate_id = ANY($1::text[])', [[warned.organizationId, calm.organizationId]]);
+    await h.rating.rateBatch(batchId);
+    const { rows } = await h.fx.admin.query('SELECT type, aggregate_id, payload FROM outbox_events WHERE aggregate_id = ANY($1::text[])', [[warned.organizationId, calm.organizationId]]);
     expect(rows).toEqual([
       { type: balanceLowWarningV1.type, aggregate_id: warned.organizationId, payload: expect.objectContaining({ balance: '4000', threshold: '5000', reason: 'crossed' }) },
     ]);
   });
 
   it('rates the unrated usage of a span by its batches, and leaves the rest', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const inside = [pointEvent(scope, snapshotPrice('2'), 3n, new Date('2026-01-15T00:00:00Z')), pointEvent(scope, snapshotPrice('2'), 4n, new Date('2026-01-31T23:59:59.999Z'))];
     const outside = [pointEvent(scope, snapshotPrice('2'), 5n, new Date('2026-02-01T00:00:00Z'))];
-    const first = await insertBatch(fx.admin, inside);
-    const second = await insertBatch(fx.admin, outside);
-    expect(await rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-02-01T00:00:00Z'))).toEqual({ batches: 1, events: 2 });
+    const first = await insertBatch(h.fx.admin, inside);
+    const second = await insertBatch(h.fx.admin, outside);
+    expect(await h.rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-02-01T00:00:00Z'))).toEqual({ batches: 1, events: 2 });
     await expectExactlyRated(scope.organizationId, inside);
-    const { rows } = await fx.admin.query('SELECT id, rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = ANY($1::uuid[]) ORDER BY rated', [[first.batchId, second.batchId]]);
+    const { rows } = await h.fx.admin.query('SELECT id, rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = ANY($1::uuid[]) ORDER BY rated', [[first.batchId, second.batchId]]);
     expect(rows).toEqual([
       { id: second.batchId, rated: false },
       { id: first.batchId, rated: true },
     ]);
-    expect(await rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).toEqual({ batches: 1, events: 1 });
+    expect(await h.rating.rateUnrated(new Date('2026-01-01T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).toEqual({ batches: 1, events: 1 });
   });
 });
 
@@ -265,25 +247,25 @@ describe('rating a backlog', () => {
   const receivedAt = (year: number, ms: number) => new Date(Date.UTC(year, 0, 1, 0, 0, 0, ms));
 
   it('rates newer unrated batches along with its own in one transaction, up to the number asked, and their jobs then find nothing left', async () => {
-    const scopes = [await fx.organization(), await fx.organization()];
+    const scopes = [await h.fx.organization(), await h.fx.organization()];
     const at = new Date('2026-05-12T08:00:00Z');
     const batches: { batchId: string; events: AcceptedUsage[] }[] = [];
     for (let i = 0; i < 3; i += 1) {
       const events = scopes.map((scope) => pointEvent(scope, snapshotPrice('0.4'), 1n, at));
-      batches.push({ batchId: (await insertBatch(fx.admin, events, { receivedAt: receivedAt(2100, i) })).batchId, events });
+      batches.push({ batchId: (await insertBatch(h.fx.admin, events, { receivedAt: receivedAt(2100, i) })).batchId, events });
     }
     const [first, second, third] = batches as [(typeof batches)[0], (typeof batches)[0], (typeof batches)[0]];
 
-    const rated = await rating.rateBatch(first.batchId, { newer: 1 });
+    const rated = await h.rating.rateBatch(first.batchId, { newer: 1 });
     expect(rated).toMatchObject({ events: 4, lines: 4, marked: expect.anything() });
     expect(rated.newerMarked.map((batch) => batch.batchId)).toEqual([second.batchId]);
-    expect(await rating.rateBatch(second.batchId)).toEqual({ batchId: second.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
+    expect(await h.rating.rateBatch(second.batchId)).toEqual({ batchId: second.batchId, events: 0, lines: 0, marked: null, newerMarked: [] });
     // One transaction: one chain step per organization for both batches' events.
-    for (const scope of scopes) expect((await ratedState(fx.admin, scope.organizationId)).steps.map((step) => step.lines)).toEqual([2]);
-    const { rows } = await fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [third.batchId]);
+    for (const scope of scopes) expect((await ratedState(h.fx.admin, scope.organizationId)).steps.map((step) => step.lines)).toEqual([2]);
+    const { rows } = await h.fx.admin.query('SELECT rated_at FROM usage_batches WHERE id = $1', [third.batchId]);
     expect(rows[0].rated_at).toBeNull();
 
-    expect(await rating.rateBatch(third.batchId, { newer: 5 })).toMatchObject({ events: 2, newerMarked: [] });
+    expect(await h.rating.rateBatch(third.batchId, { newer: 5 })).toMatchObject({ events: 2, newerMarked: [] });
     for (const scope of scopes) {
       await expectExactlyRated(
         scope.organizationId,
@@ -293,29 +275,29 @@ describe('rating a backlog', () => {
   });
 
   it("rates its own batch when a newer one taken along fails, and leaves that one to its own job", async () => {
-    const good = await fx.organization();
+    const good = await h.fx.organization();
     const missing = { organizationId: randomUUID(), departmentId: randomUUID(), projectId: randomUUID() };
     const at = new Date('2026-05-13T08:00:00Z');
     const goodEvents = [pointEvent(good, snapshotPrice('1'), 3n, at)];
     const missingEvents = [pointEvent(missing, snapshotPrice('1'), 4n, at)];
-    const own = await insertBatch(fx.admin, goodEvents, { receivedAt: receivedAt(2101, 0) });
-    const failing = await insertBatch(fx.admin, missingEvents, { receivedAt: receivedAt(2101, 1) });
+    const own = await insertBatch(h.fx.admin, goodEvents, { receivedAt: receivedAt(2101, 0) });
+    const failing = await insertBatch(h.fx.admin, missingEvents, { receivedAt: receivedAt(2101, 1) });
 
-    expect(await rating.rateBatch(own.batchId, { newer: 1 })).toMatchObject({ events: 1, marked: expect.anything(), newerMarked: [] });
+    expect(await h.rating.rateBatch(own.batchId, { newer: 1 })).toMatchObject({ events: 1, marked: expect.anything(), newerMarked: [] });
     await expectExactlyRated(good.organizationId, goodEvents);
-    expect(await codeOf(rating.rateBatch(failing.batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
+    expect(await codeOf(h.rating.rateBatch(failing.batchId))).toBe('BILLING_ORGANIZATION_UNKNOWN');
 
-    await inTransaction(fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
-    expect(await rating.rateBatch(failing.batchId)).toMatchObject({ events: 1, marked: expect.anything() });
+    await inTransaction(h.fx.database.pool, (tx) => openOrganizationAccountsIn(tx, missing.organizationId, 'USD'));
+    expect(await h.rating.rateBatch(failing.batchId)).toMatchObject({ events: 1, marked: expect.anything() });
     await expectExactlyRated(missing.organizationId, missingEvents);
   });
 
   it("spends promotional credit first across a transaction's chain steps, one after the other, drawing the grant expiring first first", async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const other = { ...scope, departmentId: randomUUID(), projectId: randomUUID() };
-    const promotions = new PromotionalCredit(fx.database.pool, fx.ledger);
+    const promotions = new PromotionalCredit(h.fx.database.pool, h.fx.ledger);
     const grant = (amount: bigint, days: number) =>
-      inTransaction(fx.database.pool, (tx) =>
+      inTransaction(h.fx.database.pool, (tx) =>
         promotions.grantIn(tx, {
           postingId: `test:${randomUUID()}`,
           organizationId: scope.organizationId,
@@ -337,16 +319,16 @@ describe('rating a backlog', () => {
     ];
     const remaining = async () =>
       new Map(
-        (await fx.admin.query('SELECT id, remaining::text AS remaining FROM promotional_grants WHERE organization_id = $1', [scope.organizationId])).rows.map(
+        (await h.fx.admin.query('SELECT id, remaining::text AS remaining FROM promotional_grants WHERE organization_id = $1', [scope.organizationId])).rows.map(
           (row) => [row.id, row.remaining],
         ),
       );
     // Two batches, each rated in one transaction: its two chains' charges in one ledger call.
-    await rating.rateBatch((await insertBatch(fx.admin, events.slice(0, 2))).batchId);
+    await h.rating.rateBatch((await insertBatch(h.fx.admin, events.slice(0, 2))).batchId);
     expect(await remaining()).toEqual(new Map([[sooner.id, '0'], [later.id, '10']]));
-    await rating.rateBatch((await insertBatch(fx.admin, events.slice(2))).batchId);
+    await h.rating.rateBatch((await insertBatch(h.fx.admin, events.slice(2))).batchId);
 
-    const { rows: transfers } = await fx.admin.query<{ project_id: string; step: number; code: string; amount: string }>(
+    const { rows: transfers } = await h.fx.admin.query<{ project_id: string; step: number; code: string; amount: string }>(
       `SELECT p.project_id, (p.metadata->>'step')::int AS step, t.code, t.amount::text AS amount
        FROM transfers t JOIN postings p ON p.id = t.posting_id
        WHERE p.organization_id = $1 AND p.kind = 'usage' ORDER BY step, p.project_id = $2 DESC, t.ordinal`,
@@ -361,54 +343,54 @@ describe('rating a backlog', () => {
       ['other', 2, 'spend', '18'],
     ]);
     expect(await remaining()).toEqual(new Map([[sooner.id, '0'], [later.id, '0']]));
-    const { rows: funds } = await fx.admin.query('SELECT paid::text AS paid, promotional::text AS promotional FROM organization_funds WHERE organization_id = $1', [scope.organizationId]);
+    const { rows: funds } = await h.fx.admin.query('SELECT paid::text AS paid, promotional::text AS promotional FROM organization_funds WHERE organization_id = $1', [scope.organizationId]);
     expect(funds[0]).toEqual({ paid: '-20', promotional: '0' });
   });
 });
 
 describe('the unrated batch sweeper', () => {
   it('enqueues batches left unrated for 30 s, and no rated or younger one', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const now = clock.now();
-    const stale = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 30_001) });
-    const young = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 29_000) });
-    const rated = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
-    await rating.rateBatch(rated.batchId);
+    const stale = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 30_001) });
+    const young = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 29_000) });
+    const rated = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
+    await h.rating.rateBatch(rated.batchId);
     // Other tests' batches are all rated, or (the failed organization's) rated by now too.
     const enqueued: string[] = [];
     const queue = { enqueue: async (batchId: string) => void enqueued.push(batchId) };
-    await sweepUnratedBatches({ rating, queue, clock });
+    await sweepUnratedBatches({ rating: h.rating, queue, clock });
     expect(enqueued).toEqual([stale.batchId]);
     clock.advance(1_001);
     enqueued.length = 0;
-    await sweepUnratedBatches({ rating, queue, clock });
+    await sweepUnratedBatches({ rating: h.rating, queue, clock });
     expect(enqueued).toEqual([stale.batchId, young.batchId]);
-    await rating.rateBatch(stale.batchId);
-    await rating.rateBatch(young.batchId);
+    await h.rating.rateBatch(stale.batchId);
+    await h.rating.rateBatch(young.batchId);
   });
 
   it('leaves a dead-lettered batch to billing:reconcile, so failed batches never crowd out newer ones', async () => {
-    const scope = await fx.organization();
+    const scope = await h.fx.organization();
     const now = clock.now();
-    const failed = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 120_000) });
-    const lost = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
-    await rating.markBatchFailed(failed.batchId);
+    const failed = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 120_000) });
+    const lost = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 60_000) });
+    await h.rating.markBatchFailed(failed.batchId);
     // A job BullMQ failed in Redis for stalling too often: the worker never hears of it, the sweep finds it.
-    const stalled = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 90_000) });
+    const stalled = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 90_000) });
     const enqueued: string[] = [];
     const queue = { enqueue: async (batchId: string) => void enqueued.push(batchId), deadLettered: async (batchId: string) => batchId === stalled.batchId };
-    await sweepUnratedBatches({ rating, queue, clock });
+    await sweepUnratedBatches({ rating: h.rating, queue, clock });
     expect(enqueued).toEqual([stalled.batchId, lost.batchId]);
     enqueued.length = 0;
-    await sweepUnratedBatches({ rating, queue, clock });
+    await sweepUnratedBatches({ rating: h.rating, queue, clock });
     expect(enqueued).toEqual([lost.batchId]);
-    await rating.rateBatch(stalled.batchId);
+    await h.rating.rateBatch(stalled.batchId);
     // Nor does another job take it along as a newer batch.
-    const earlier = await insertBatch(fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 180_000) });
-    const rated = await rating.rateBatch(earlier.batchId, { newer: 5 });
+    const earlier = await insertBatch(h.fx.admin, [pointEvent(scope, snapshotPrice('1'), 1n, now)], { receivedAt: new Date(now.getTime() - 180_000) });
+    const rated = await h.rating.rateBatch(earlier.batchId, { newer: 5 });
     expect(rated.newerMarked.map((batch) => batch.batchId)).toEqual([lost.batchId]);
     // Reconcile still rates it (its cause fixed).
-    await rating.rateBatch(failed.batchId);
-    expect((await fx.admin.query('SELECT rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = $1', [failed.batchId])).rows[0].rated).toBe(true);
+    await h.rating.rateBatch(failed.batchId);
+    expect((await h.fx.admin.query('SELECT rated_at IS NOT NULL AS rated FROM usage_batches WHERE id = $1', [failed.batchId])).rows[0].rated).toBe(true);
   });
 });

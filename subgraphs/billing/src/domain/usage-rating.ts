@@ -218,7 +218,6 @@ export class UsageRating {
     });
   }
 
-  /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
   /**
    * A batch whose rating job used up its attempts (a dead letter): no longer
    * swept or taken along by other jobs, so the failed batches cannot crowd
@@ -228,6 +227,7 @@ export class UsageRating {
     return this.store.markBatchFailed(this.pool, batchId);
   }
 
+  /** Batches received at or before `receivedBefore` and never marked rated: the sweeper enqueues them again. */
   unratedBatches(receivedBefore: Date, limit: number): Promise<string[]> {
     return this.store.unratedBatches(this.pool, receivedBefore, limit);
   }
