@@ -80,9 +80,14 @@ function logStatus(status: Status, name: string, logger: Logger): void {
   }
 }
 
-/** Drains subscriptions and closes, resolving once the connection is closed. */
+/**
+ * Drains subscriptions and closes, resolving once the connection is closed.
+ * A connection already closed is still awaited through `closed()`: the
+ * client marks it closed before that promise settles, and its "nats
+ * connection closed" line (registered first on it) must be written before
+ * the caller goes on to log the end of its shutdown.
+ */
 export async function drainNats(nc: NatsConnection): Promise<void> {
-  if (nc.isClosed()) return;
-  if (!nc.isDraining()) await nc.drain();
+  if (!nc.isClosed() && !nc.isDraining()) await nc.drain();
   await nc.closed();
 }
